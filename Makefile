@@ -1,0 +1,29 @@
+# Two commands on a fresh machine with Python 3.11:
+#   make demo   set up .venv, ingest the sample dumps, dry-run today's issue into outbox/
+#   make test   set up .venv with the test extras and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	@test -f subscribers.yaml || { cp subscribers.example.yaml subscribers.yaml; echo "Created subscribers.yaml from subscribers.example.yaml"; }
+	$(BIN)/newsletter ingest samples/dumps/*.txt
+	$(BIN)/newsletter send --dry-run
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check newsletter tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) outbox newsletter.db newsletter.db-wal newsletter.db-shm

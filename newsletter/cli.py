@@ -1,0 +1,265 @@
+"""The `newsletter` command line: thin commands over the pipeline.
+
+This is the only module that turns errors into messages and exit codes: a
+`NewsletterError` becomes one clear line on stderr and exit code 1 (2 for usage
+errors); `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import webbrowser
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from newsletter.errors import DumpError, NewsletterError
+from newsletter.settings import Settings, load_settings
+from newsletter.store import Store
+
+log = logging.getLogger("newsletter")
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.pipeline import ingest_file
+
+    results: list[dict[str, Any]] = []
+    failed = 0
+    with Store(settings.database_path) as store:
+        for name in args.paths:
+            path = Path(name)
+            try:
+                report = ingest_file(store, path)
+            except DumpError as exc:
+                failed += 1
+                results.append({"file": str(path), "error": str(exc)})
+                if not args.json:
+                    print(f"error: {exc}", file=sys.stderr)
+                continue
+            results.append(
+                {
+                    "file": report.file,
+                    "papers": report.papers,
+                    "new": report.new,
+                    "already_ingested": report.duplicate_file,
+                    "warnings": report.warnings,
+                }
+            )
+            if not args.json:
+                seen = " (this file was ingested before: nothing changed)"
+                print(
+                    f"{report.file}: {report.papers} papers, {report.new} new"
+                    f"{seen if report.duplicate_file else ''}"
+                )
+                for warning in report.warnings:
+                    print(f"  warning: {warning}", file=sys.stderr)
+    if args.json:
+        _print_json(results)
+    return 1 if failed else 0
+
+
+def _find_subscriber(settings: Settings, email: str) -> Any:
+    from newsletter.subscribers import load_subscribers
+
+    wanted = email.strip().lower()
+    for subscriber in load_subscribers(settings.subscribers_file):
+        if subscriber.key == wanted:
+            return subscriber
+    raise NewsletterError(
+        f"{email} is not in {settings.subscribers_file}; add it there (or check the address)"
+    )
+
+
+def cmd_rank(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.pipeline import next_picks
+
+    subscriber = _find_subscriber(settings, args.email)
+    with Store(settings.database_path) as store:
+        picks = next_picks(settings, store, subscriber)
+    if args.json:
+        _print_json(
+            [
+                {
+                    "title": pick.paper.title,
+                    "score": round(pick.score, 4),
+                    "why": pick.why,
+                    "topics": [m.topic for m in pick.matches],
+                    "key": pick.paper.key,
+                }
+                for pick in picks
+            ]
+        )
+        return 0
+    if not picks:
+        print(f"No paper matches {subscriber.email}'s topics in the next issue: no email for them.")
+        return 0
+    for number, pick in enumerate(picks, 1):
+        print(f"{number:2}. [{pick.score:.2f}] {pick.paper.title}\n      {pick.why}")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.pipeline import preview_digest
+
+    subscriber = _find_subscriber(settings, args.email)
+    with Store(settings.database_path) as store:
+        digest, _picks = preview_digest(settings, store, subscriber)
+    if digest is None:
+        print(
+            f"No paper matches {subscriber.email}'s topics: the next issue has no email for them."
+        )
+        return 0
+    folder = Path(args.out) if args.out else settings.outbox_dir / "preview"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = subscriber.key.replace("@", "_at_")
+    html_path = folder / f"{stem}.html"
+    text_path = folder / f"{stem}.txt"
+    html_path.write_text(digest.html, encoding="utf-8")
+    text_path.write_text(digest.text, encoding="utf-8")
+    print(f"Subject: {digest.subject}")
+    print(f"HTML: {html_path}")
+    print(f"Text: {text_path}")
+    if args.open:
+        webbrowser.open(html_path.resolve().as_uri())
+    return 0
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.pipeline import deliver, dry_run
+
+    if not args.dry_run:
+        with Store(settings.database_path) as store:
+            report = deliver(settings, store)
+        counts = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v)
+        print(f"Issue {report.issue.key}: {counts or 'no recipient'}")
+        for email in report.skipped:
+            print(f"  {email}: skipped (unsubscribed or inactive)")
+        if report.paused:
+            print(f"error: {report.paused}", file=sys.stderr)
+        if not report.complete:
+            left = report.counts["pending"] + report.counts["sending"]
+            failed = report.counts["failed"]
+            print(
+                f"error: not every recipient was sent the issue ({failed} failed, {left} left "
+                "pending); 'newsletter status' lists them, and 'newsletter send' retries "
+                "what can be retried",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    with Store(settings.database_path) as store:
+        report = dry_run(settings, store)
+    print(f"Dry run of issue {report.issue.key}: nothing was sent.")
+    if report.recipients:
+        print(f"Wrote {len(report.recipients)} message(s) to {report.folder}/")
+    else:
+        print("No subscriber has a relevant paper in this issue: no message written.")
+    for line in report.recipients:
+        print(
+            f"  {line.email}: {line.papers} paper(s), top match: {line.top_title} "
+            f"[{line.top_score:.2f}]"
+        )
+    for email in report.skipped:
+        print(f"  {email}: skipped (unsubscribed or inactive)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    with Store(settings.database_path) as store:
+        issue = store.find_issue(args.issue, dry_run=args.dry_run) if args.issue else None
+        if args.issue and issue is None:
+            raise NewsletterError(
+                f"there is no issue {args.issue!r}; 'newsletter status' lists the latest"
+            )
+        issue = issue or store.latest_issue()
+        if issue is None:
+            print("No issue has been built yet; run 'newsletter send --dry-run'.")
+            return 0
+        counts = store.counts(issue.id)
+        failed = store.deliveries(issue.id, statuses=("failed",))
+    if args.json:
+        _print_json(
+            {
+                "issue": issue.key,
+                "dry_run": issue.dry_run,
+                "counts": counts,
+                "failed": [
+                    {"email": d.email, "code": d.code, "message": d.message} for d in failed
+                ],
+            }
+        )
+        return 0
+    kind = " (dry run)" if issue.dry_run else ""
+    print(f"Issue {issue.key}{kind}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for delivery in failed:
+        print(f"  failed {delivery.email}: {delivery.code} {delivery.message}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsletter",
+        description="Turn Hugging Face Daily Papers dumps into a personal digest per subscriber.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", help="parse dump files and store their papers")
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="dump files")
+    ingest.add_argument("--json", action="store_true", help="one JSON object per file")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    rank = commands.add_parser("rank", help="show what one subscriber would get next, best first")
+    rank.add_argument("email")
+    rank.add_argument("--json", action="store_true", help="a JSON list of picks")
+    rank.set_defaults(handler=cmd_rank)
+
+    preview = commands.add_parser(
+        "preview", help="write the HTML and text of a subscriber's next issue to files"
+    )
+    preview.add_argument("email")
+    preview.add_argument("--out", help="folder for the files (default: OUTBOX_DIR/preview)")
+    preview.add_argument("--open", action="store_true", help="open the HTML in a browser")
+    preview.set_defaults(handler=cmd_preview)
+
+    send = commands.add_parser("send", help="build today's issue and deliver it")
+    send.add_argument(
+        "--dry-run", action="store_true", help="write one .eml per recipient, send nothing"
+    )
+    send.set_defaults(handler=cmd_send)
+
+    status = commands.add_parser("status", help="ledger counts of an issue (default: latest)")
+    status.add_argument("issue", nargs="?", help="issue key, e.g. 2026-11-22")
+    status.add_argument("--dry-run", action="store_true", help="the dry-run issue of that key")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Command = args.handler
+    try:
+        return handler(args, load_settings())
+    except NewsletterError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,411 @@
+"""Deliver built messages: as `.eml` files (dry run) or over SMTP.
+
+Whatever the transport, the ledger in `store.py` decides: a row is claimed
+(`sending`, committed) before its message leaves and becomes `sent` only once the
+message is on disk (dry run) or accepted by the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import re
+import ssl
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiosmtplib
+
+from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.settings import Settings
+from newsletter.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def eml_name(email: str) -> str:
+    """A file name for one recipient's message: readable, safe on every filesystem."""
+    safe = re.sub(r"[^A-Za-z0-9@._+-]", "_", email.lower())
+    return f"{safe}.eml"
+
+
+class OutboxWriter:
+    """Writes one `.eml` per recipient into `outbox_dir/<issue>/`, atomically."""
+
+    def __init__(self, outbox_dir: Path, issue_key: str) -> None:
+        self.folder = self.folder_for(outbox_dir, issue_key)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeliveryError(
+                f"cannot create the outbox folder {self.folder}: {exc}; "
+                "check NEWSLETTER_OUTBOX_DIR and its permissions"
+            ) from exc
+
+    @staticmethod
+    def folder_for(outbox_dir: Path, issue_key: str) -> Path:
+        return outbox_dir / re.sub(r"[^A-Za-z0-9._-]", "_", issue_key)
+
+    def path_for(self, email: str) -> Path:
+        return self.folder / eml_name(email)
+
+    def write(self, email: str, message: bytes) -> Path:
+        """Write (or rewrite) the recipient's file; readers never see a partial file."""
+        target = self.path_for(email)
+        try:
+            fd, temp_name = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".part")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(message)
+            os.replace(temp_name, target)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write {target}: {exc}") from exc
+        return target
+
+
+# --- SMTP -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to send: the ledger row it belongs to and how to build its bytes."""
+
+    email: str  # the ledger key (lower-cased address)
+    to_address: str
+    build: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one attempt failed: SMTP reply code (None for timeouts and drops) and text."""
+
+    code: int | None
+    message: str
+    transient: bool
+
+
+def classify(exc: BaseException) -> Failure:
+    """4xx replies, timeouts and dropped connections are transient; 5xx are permanent."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        exc = exc.recipients[0]
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        code = int(exc.code)
+        return Failure(code, " ".join(str(exc.message).split()), not 500 <= code < 600)
+    if isinstance(exc, asyncio.TimeoutError | aiosmtplib.SMTPTimeoutError):
+        return Failure(None, "timed out", True)
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return Failure(None, f"connection dropped: {exc}", True)
+    if isinstance(exc, aiosmtplib.SMTPConnectError | ConnectionError | OSError):
+        return Failure(None, f"cannot connect: {exc}", True)
+    return Failure(None, f"{type(exc).__name__}: {exc}", True)
+
+
+class RateLimiter:
+    """At most `per_second` sends in any one-second window (and `per_hour` in any hour),
+    across all connections: a sliding-window log of the last sends' times."""
+
+    def __init__(
+        self,
+        per_second: float | None,
+        per_hour: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._windows: list[tuple[float, int, deque[float]]] = []
+        if per_second:
+            self._windows.append((1.0, max(1, int(per_second)), deque()))
+        if per_hour:
+            self._windows.append((3600.0, max(1, int(per_hour)), deque()))
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if not self._windows:
+            return
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = 0.0
+                for span, limit, times in self._windows:
+                    while times and times[0] <= now - span:
+                        times.popleft()
+                    if len(times) >= limit:
+                        wait = max(wait, times[0] + span - now)
+                if wait <= 0:
+                    for _span, _limit, times in self._windows:
+                        times.append(now)
+                    return
+                await asyncio.sleep(wait)
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    paused: str | None = None  # why the run stopped early, if it did
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.sent / elapsed if elapsed > 0 else 0.0
+
+
+class FatalDeliveryError(DeliveryError):
+    """A problem no retry can fix (TLS not offered, bad credentials, sender refused)."""
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.smtp_ca_file)
+    return context
+
+
+def _client(settings: Settings) -> aiosmtplib.SMTP:
+    username = settings.smtp_username or None
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return aiosmtplib.SMTP(
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        username=username,
+        password=password,
+        use_tls=settings.smtp_tls == "tls",
+        # True: STARTTLS is required, a server that does not offer it is an error;
+        # False: never upgrade (a local relay).
+        start_tls=settings.smtp_tls == "starttls",
+        validate_certs=True,
+        tls_context=_tls_context(settings) if settings.smtp_tls != "none" else None,
+        timeout=settings.smtp_timeout,
+    )
+
+
+async def connect(settings: Settings) -> aiosmtplib.SMTP:
+    """Open one SMTP session; configuration problems raise FatalDeliveryError."""
+    client = _client(settings)
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    try:
+        await client.connect()
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        raise FatalDeliveryError(
+            f"the SMTP server {where} refused the login for {settings.smtp_username!r} "
+            f"({exc.code} {exc.message}); check NEWSLETTER_SMTP_USERNAME and _PASSWORD"
+        ) from exc
+    except ssl.SSLError as exc:
+        raise FatalDeliveryError(
+            f"TLS with {where} failed ({exc}); check NEWSLETTER_SMTP_TLS, the port, and the "
+            "server's certificate (NEWSLETTER_SMTP_CA_FILE for a private CA)"
+        ) from exc
+    except aiosmtplib.SMTPException as exc:
+        if "STARTTLS" in str(exc).upper():
+            raise FatalDeliveryError(
+                f"the SMTP server {where} does not offer STARTTLS, which NEWSLETTER_SMTP_TLS="
+                "starttls requires; nothing was sent in plain text. Use a server that offers "
+                "it, or NEWSLETTER_SMTP_TLS=tls for implicit TLS"
+            ) from exc
+        raise
+    return client
+
+
+class Breaker:
+    """Counts consecutive transient failures across all connections."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.streak = 0
+        self.last: Failure | None = None
+
+    def ok(self) -> None:
+        self.streak = 0
+
+    def fail(self, failure: Failure) -> bool:
+        """Record a transient failure; True when the server looks down."""
+        self.streak += 1
+        self.last = failure
+        return self.streak >= self.limit
+
+
+def backoff_delay(attempt: int, base: float, cap: float = 60.0) -> float:
+    """Exponential backoff with full jitter for retry number `attempt` (1, 2, ...)."""
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent elsewhere."""
+
+    def __init__(self, total: int, stats: DeliveryStats, *, enabled: bool | None = None) -> None:
+        self.total = total
+        self.stats = stats
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._last = 0.0
+
+    def update(self, *, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < 0.2:
+            return
+        self._last = now
+        done = self.stats.sent + self.stats.failed
+        width = 30
+        filled = int(width * done / self.total) if self.total else width
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] sent {self.stats.sent}"
+            f"  failed {self.stats.failed}  remaining {self.total - done}"
+            f"  {self.stats.rate:.1f} msg/s "
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.update(force=True)
+            sys.stderr.write("\n")
+
+
+async def send_over_smtp(
+    settings: Settings,
+    store: Store,
+    issue_id: int,
+    outgoing: Iterable[Outgoing],
+    *,
+    total: int,
+    sender: str,
+    progress: bool | None = None,
+) -> DeliveryStats:
+    """Send every message over `smtp_concurrency` reused connections.
+
+    Ledger rule per message: `sending` is committed before the message is handed to the
+    server, `sent` right after its 250 reply to DATA. A 5xx reply marks it `failed` (no
+    retry). 4xx replies, timeouts and drops are retried on a fresh connection with backoff,
+    up to `smtp_max_attempts`, then marked `failed` (a later run retries those). After
+    `smtp_pause_after` consecutive transient failures the run pauses: nothing more is
+    claimed and the rest stay `pending`.
+    """
+    stats = DeliveryStats()
+    bar = Progress(total, stats, enabled=progress)
+    limiter = RateLimiter(settings.smtp_rate_per_second, settings.smtp_rate_per_hour)
+    breaker = Breaker(settings.smtp_pause_after)
+    queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=settings.smtp_concurrency * 4)
+    stop = asyncio.Event()
+    fatal: list[BaseException] = []
+
+    # Preflight: one connection must open before anything is claimed.
+    try:
+        first = await connect(settings)
+    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+        failure = classify(exc)
+        raise DeliveryError(
+            f"cannot start sending: the SMTP server {settings.smtp_host}:{settings.smtp_port} "
+            f"did not accept a connection ({failure.code or ''} {failure.message}). Nothing "
+            f"was sent; all {total} recipient(s) stay pending. Check NEWSLETTER_SMTP_HOST/_PORT "
+            "and that the server runs, then run 'newsletter send' again"
+        ) from exc
+
+    async def produce() -> None:
+        for item in outgoing:
+            if stop.is_set():
+                break
+            await queue.put(item)
+        for _ in range(settings.smtp_concurrency):
+            await queue.put(None)
+
+    async def worker(client: aiosmtplib.SMTP | None) -> None:
+        try:
+            while (item := await queue.get()) is not None:
+                if stop.is_set():
+                    continue  # drain the queue; the row stays pending
+                try:
+                    client = await deliver_one(client, item)
+                except NewsletterError as exc:
+                    fatal.append(exc)
+                    stop.set()
+        finally:
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except aiosmtplib.SMTPException:
+                    client.close()
+
+    async def deliver_one(client: aiosmtplib.SMTP | None, item: Outgoing) -> aiosmtplib.SMTP | None:
+        message = item.build()
+        for attempt in range(1, settings.smtp_max_attempts + 1):
+            if stop.is_set():
+                return client
+            await limiter.acquire()
+            try:
+                if client is None or not client.is_connected:
+                    client = await connect(settings)
+                store.mark(issue_id, item.email, "sending", attempt=True)
+                await asyncio.wait_for(
+                    client.sendmail(sender, [item.to_address], message),
+                    timeout=settings.smtp_timeout,
+                )
+            except FatalDeliveryError:
+                store.mark(issue_id, item.email, "pending")
+                raise
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+                failure = classify(exc)
+                if isinstance(exc, aiosmtplib.SMTPSenderRefused) and not failure.transient:
+                    store.mark(issue_id, item.email, "pending")
+                    raise FatalDeliveryError(
+                        f"the SMTP server refused the sender {sender} ({failure.code} "
+                        f"{failure.message}); check NEWSLETTER_FROM_ADDRESS"
+                    ) from exc
+                if not failure.transient:
+                    breaker.ok()  # a 5xx reply proves the server is up
+                    store.mark(
+                        issue_id, item.email, "failed", code=failure.code, message=failure.message
+                    )
+                    stats.failed += 1
+                    log.warning("%s refused: %s %s", item.to_address, failure.code, failure.message)
+                    bar.update()
+                    return client
+                # Transient: this connection is suspect; retry on a fresh one.
+                if client is not None:
+                    client.close()
+                client = None
+                if breaker.fail(failure):
+                    store.mark(
+                        issue_id, item.email, "pending", code=failure.code, message=failure.message
+                    )
+                    stats.paused = (
+                        f"the SMTP server {settings.smtp_host}:{settings.smtp_port} looks down: "
+                        f"{breaker.streak} transient failures in a row (last: "
+                        f"{failure.code or ''} {failure.message}). The run is paused; the rest "
+                        "stay pending: run 'newsletter send' again when the server is back"
+                    )
+                    stop.set()
+                    return client
+                if attempt == settings.smtp_max_attempts:
+                    store.mark(
+                        issue_id, item.email, "failed", code=failure.code, message=failure.message
+                    )
+                    stats.failed += 1
+                    bar.update()
+                    return client
+                store.mark(
+                    issue_id, item.email, "pending", code=failure.code, message=failure.message
+                )
+                stats.retried += 1
+                await asyncio.sleep(backoff_delay(attempt, settings.smtp_retry_base_delay))
+                continue
+            store.mark(issue_id, item.email, "sent")
+            breaker.ok()
+            stats.sent += 1
+            bar.update()
+            return client
+        return client
+
+    clients: list[aiosmtplib.SMTP | None] = [first] + [None] * (settings.smtp_concurrency - 1)
+    try:
+        await asyncio.gather(produce(), *(worker(c) for c in clients))
+    finally:
+        bar.close()
+    if fatal:
+        raise fatal[0]
+    return stats

@@ -1,0 +1,62 @@
+"""The one error hierarchy of the package.
+
+Every error a user can cause (a bad file, a bad setting, a refused address) is a
+`NewsletterError` whose message says what happened and how to fix it. Only `cli.py`
+turns these into text and exit codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NewsletterError(Exception):
+    """Base class: a problem the user can act on; the message says how."""
+
+
+class ConfigError(NewsletterError, ValueError):
+    """A setting is missing, malformed or impossible."""
+
+
+class DumpError(NewsletterError, ValueError):
+    """A file is not a Daily Papers dump (or cannot be read as one)."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(f"{where}{message}")
+
+
+class SubscribersError(NewsletterError, ValueError):
+    """The subscribers YAML file is missing, malformed or invalid."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(f"{where}{message}")
+
+
+class StoreError(NewsletterError, RuntimeError):
+    """The SQLite state cannot be opened or is in an unexpected shape."""
+
+
+class TemplateError(NewsletterError, RuntimeError):
+    """A template failed to load, compile or render."""
+
+
+class DeliveryError(NewsletterError, RuntimeError):
+    """Sending (or writing) messages failed in a way that stops the run."""

@@ -1,0 +1,394 @@
+"""One issue end to end: ingest dumps, rank for each subscriber, render, deliver.
+
+This module calls the stages in order and owns the rules that join them: which papers
+an issue may hold, who receives it, and how a re-run finds the work left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parseaddr
+from pathlib import Path
+
+from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
+from newsletter.dumps import Paper, read_dump
+from newsletter.errors import DumpError
+from newsletter.ranking import Pick, Ranker
+from newsletter.render import Digest, Renderer, build_message, message_id_for
+from newsletter.settings import Settings
+from newsletter.store import Issue, PlannedPick, Store
+from newsletter.subscribers import Subscriber, load_subscribers, unsubscribe_token
+
+WEEKLY_WINDOW = timedelta(days=7)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one file gave: papers parsed, how many were new, warnings about skipped entries."""
+
+    file: str
+    papers: int
+    new: int
+    duplicate_file: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+def ingest_file(store: Store, path: Path) -> IngestReport:
+    """Parse one dump file and record it; raises DumpError for a file that is not a dump."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DumpError(f"cannot read the file: {exc}", path=path) from exc
+    dump = read_dump(path)
+    received_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    result = store.ingest(dump, data=data, received_at=received_at)
+    return IngestReport(
+        file=str(path),
+        papers=len(dump.papers),
+        new=result.new_papers,
+        duplicate_file=not result.new,
+        warnings=list(dump.warnings),
+    )
+
+
+def issue_date_now(settings: Settings) -> date:
+    """Today in the configured time zone: the date an issue built now carries."""
+    return datetime.now(settings.zone).date()
+
+
+def is_receiving(subscriber: Subscriber, unsubscribed: set[str]) -> bool:
+    return subscriber.active and subscriber.key not in unsubscribed
+
+
+def candidate_papers(store: Store, *, issue_date: date, frequency: str) -> list[Paper]:
+    """The pool an issue draws from.
+
+    Daily: papers first seen since the last issue that was really sent.
+    Weekly: papers first seen in pages dated within the seven days up to the issue date.
+    Papers a subscriber already received are removed later, per subscriber.
+    """
+    if frequency == "weekly":
+        return store.papers_on_pages_between(issue_date - WEEKLY_WINDOW, issue_date)
+    last = store.last_real_issue()
+    return store.papers_since(last.last_dump_id if last else 0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Who would get what in the next issue (nothing is stored yet)."""
+
+    issue_date: date
+    last_dump_id: int
+    picks: dict[str, list[Pick]]  # by subscriber key; only subscribers with picks
+    subscribers: list[Subscriber]
+
+
+def plan_issue(
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    *,
+    issue_date: date,
+    weekly_day: int = 0,
+) -> Plan:
+    """Rank the pool for every receiving subscriber. Weekly subscribers are included only
+    on `weekly_day` (0 = Monday)."""
+    unsubscribed = store.unsubscribed()
+    receiving = [s for s in subscribers if is_receiving(s, unsubscribed)]
+    delivered = store.delivered_paper_keys({s.key for s in receiving})
+    picks: dict[str, list[Pick]] = {}
+    for frequency in ("daily", "weekly"):
+        group = [s for s in receiving if s.frequency == frequency]
+        if not group or (frequency == "weekly" and issue_date.weekday() != weekly_day):
+            continue
+        pool = candidate_papers(store, issue_date=issue_date, frequency=frequency)
+        if not pool:
+            continue
+        ranker = Ranker(pool, today=issue_date)
+        for subscriber, chosen in zip(group, ranker.rank(group, delivered=delivered), strict=True):
+            if chosen:
+                picks[subscriber.key] = chosen
+    return Plan(issue_date, store.latest_dump_id(), picks, list(subscribers))
+
+
+def _fingerprint(plan: Plan) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(plan.picks):
+        digest.update(key.encode())
+        for pick in plan.picks[key]:
+            digest.update(b"\0" + pick.paper.key.encode() + f"{pick.score:.6f}".encode())
+    return digest.hexdigest()[:16]
+
+
+def build_issue(
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    *,
+    dry_run: bool,
+    issue_date: date,
+    key: str | None = None,
+) -> Issue:
+    """Find or freeze the issue for `issue_date`.
+
+    A real issue, once built, never changes: re-runs send what is left of it. A dry-run
+    issue is rebuilt when what it would contain changed (new dumps, edited subscribers),
+    so the outbox always shows one current set.
+    """
+    key = key or issue_date.isoformat()
+    existing = store.find_issue(key, dry_run=dry_run)
+    plan: Plan | None = None
+    if existing is not None and dry_run:
+        plan = plan_issue(store, subscribers, issue_date=issue_date, weekly_day=settings.weekly_day)
+        if existing.fingerprint == _fingerprint(plan):
+            return existing
+        store.delete_issue(existing.id)
+        shutil.rmtree(OutboxWriter.folder_for(settings.outbox_dir, key), ignore_errors=True)
+    elif existing is not None:
+        return existing
+    if plan is None:
+        plan = plan_issue(store, subscribers, issue_date=issue_date, weekly_day=settings.weekly_day)
+    return store.create_issue(
+        key=key,
+        dry_run=dry_run,
+        issue_date=issue_date,
+        last_dump_id=plan.last_dump_id,
+        fingerprint=_fingerprint(plan),
+        plan=[
+            (email, [PlannedPick(p.paper.key, p.score, p.why) for p in picks])
+            for email, picks in plan.picks.items()
+        ],
+    )
+
+
+def stored_picks(store: Store, issue: Issue, email: str) -> list[Pick]:
+    """The picks frozen into an issue for one recipient, as the renderer wants them."""
+    planned = store.planned_picks(issue.id, email)
+    papers = store.papers_by_key(p.paper_key for p in planned)
+    return [Pick(papers[p.paper_key], p.score, (), p.why) for p in planned]
+
+
+def source_line(store: Store, last_dump_id: int) -> str:
+    """Where an issue's papers came from, for the footer."""
+    pages = store.page_dates_up_to(last_dump_id)
+    if not pages:
+        return "Hugging Face Daily Papers"
+    newest = max(pages)
+    return f"Hugging Face Daily Papers, page of {newest:%b} {newest.day}, {newest.year}"
+
+
+@dataclass
+class Composer:
+    """Renders and builds the message for one recipient of one issue."""
+
+    settings: Settings
+    store: Store
+    issue: Issue
+    renderer: Renderer
+    source: str
+
+    @classmethod
+    def open(cls, settings: Settings, store: Store, issue: Issue) -> Composer:
+        renderer = Renderer(settings.templates_dir)
+        return cls(settings, store, issue, renderer, source_line(store, issue.last_dump_id))
+
+    def unsubscribe_url(self, email: str) -> str:
+        token = unsubscribe_token(email, self.settings.signing_key(dry_run=self.issue.dry_run))
+        return f"{self.settings.base_url}/unsubscribe/{token}"
+
+    def digest(self, subscriber: Subscriber, picks: Sequence[Pick]) -> Digest:
+        return self.renderer.render(
+            subscriber=subscriber,
+            picks=picks,
+            issue_date=self.issue.issue_date,
+            unsubscribe_url=self.unsubscribe_url(subscriber.email),
+            source=self.source,
+        )
+
+    def message(self, subscriber: Subscriber) -> bytes:
+        picks = stored_picks(self.store, self.issue, subscriber.key)
+        unsubscribe_url = self.unsubscribe_url(subscriber.email)
+        return build_message(
+            from_address=self.settings.from_address,
+            subscriber=subscriber,
+            digest=self.digest(subscriber, picks),
+            unsubscribe_url=unsubscribe_url,
+            message_id=message_id_for(
+                self.issue.key + (".dry" if self.issue.dry_run else ""),
+                subscriber.email,
+                self.settings.sender_domain,
+            ),
+            date=datetime.now(UTC),
+        )
+
+
+def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list[Pick]:
+    """What one subscriber would receive if the next issue were built now."""
+    today = issue_date_now(settings)
+    pool = candidate_papers(store, issue_date=today, frequency=subscriber.frequency)
+    if not pool:
+        return []
+    delivered = store.delivered_paper_keys([subscriber.key])
+    return Ranker(pool, today=today).rank([subscriber], delivered=delivered)[0]
+
+
+def preview_digest(
+    settings: Settings, store: Store, subscriber: Subscriber, renderer: Renderer | None = None
+) -> tuple[Digest | None, list[Pick]]:
+    """The rendered next issue of one subscriber (None when nothing matches); sends nothing."""
+    picks = next_picks(settings, store, subscriber)
+    if not picks:
+        return None, picks
+    renderer = renderer or Renderer(settings.templates_dir)
+    token = unsubscribe_token(subscriber.email, settings.signing_key(dry_run=True))
+    digest = renderer.render(
+        subscriber=subscriber,
+        picks=picks,
+        issue_date=issue_date_now(settings),
+        unsubscribe_url=f"{settings.base_url}/unsubscribe/{token}",
+        source=source_line(store, store.latest_dump_id()),
+    )
+    return digest, picks
+
+
+@dataclass(frozen=True)
+class RecipientLine:
+    email: str
+    papers: int
+    top_title: str
+    top_score: float
+    path: Path | None
+
+
+@dataclass
+class SendReport:
+    issue: Issue
+    counts: dict[str, int]
+    recipients: list[RecipientLine]
+    folder: Path | None = None
+    skipped: list[str] = field(default_factory=list)
+    paused: str | None = None
+    resent_in_flight: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Every selected recipient ended `sent` (skipped ones are no longer selected)."""
+        return all(self.counts.get(s, 0) == 0 for s in ("pending", "sending", "failed"))
+
+
+def recipients_now(
+    settings: Settings, store: Store, subscribers: Iterable[Subscriber]
+) -> dict[str, Subscriber]:
+    """Subscribers who may receive mail right now (active and not unsubscribed)."""
+    unsubscribed = store.unsubscribed()
+    return {s.key: s for s in subscribers if is_receiving(s, unsubscribed)}
+
+
+def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None) -> SendReport:
+    """Write the issue as one `.eml` per recipient under `outbox_dir/<issue>/`."""
+    subscribers = load_subscribers(settings.subscribers_file)
+    issue_date = issue_date or issue_date_now(settings)
+    # Preflight: templates compile before anything is built or written.
+    renderer = Renderer(settings.templates_dir)
+    issue = build_issue(settings, store, subscribers, dry_run=True, issue_date=issue_date)
+    composer = Composer(settings, store, issue, renderer, source_line(store, issue.last_dump_id))
+    writer = OutboxWriter(settings.outbox_dir, issue.key)
+    store.settle_in_flight(issue.id, to="pending")  # a file write is safe to repeat
+    allowed = recipients_now(settings, store, subscribers)
+    skipped: list[str] = []
+    for delivery in store.deliveries(issue.id, statuses=("pending",)):
+        subscriber = allowed.get(delivery.email)
+        if subscriber is None:
+            store.mark(issue.id, delivery.email, "skipped", message="unsubscribed or inactive")
+            skipped.append(delivery.email)
+            continue
+        store.mark(issue.id, delivery.email, "sending", attempt=True)
+        writer.write(subscriber.email, composer.message(subscriber))
+        store.mark(issue.id, delivery.email, "sent")
+    lines = []
+    for delivery in store.deliveries(issue.id, statuses=("sent",)):
+        planned = store.planned_picks(issue.id, delivery.email)
+        top = store.papers_by_key([planned[0].paper_key])[planned[0].paper_key]
+        lines.append(
+            RecipientLine(
+                delivery.email,
+                len(planned),
+                top.title,
+                planned[0].score,
+                writer.path_for(delivery.email),
+            )
+        )
+    return SendReport(issue, store.counts(issue.id), lines, writer.folder, skipped)
+
+
+def deliver(
+    settings: Settings,
+    store: Store,
+    *,
+    issue_date: date | None = None,
+    progress: bool | None = None,
+) -> SendReport:
+    """Send the issue of `issue_date` (default today) over SMTP; re-runs send what is left.
+
+    Rows left `sending` by a crash are sent again (the message may or may not have reached
+    the server before the crash: at most the messages in flight then can arrive twice;
+    their Message-ID is the same, so clients can fold them). Rows that failed transiently
+    are retried; permanent failures (5xx) are not.
+    """
+    settings.signing_key(dry_run=False)  # no real send with unsigned links
+    subscribers = load_subscribers(settings.subscribers_file)
+    issue_date = issue_date or issue_date_now(settings)
+    renderer = Renderer(settings.templates_dir)  # preflight: templates compile
+    issue = build_issue(settings, store, subscribers, dry_run=False, issue_date=issue_date)
+    composer = Composer(settings, store, issue, renderer, source_line(store, issue.last_dump_id))
+    in_flight = store.settle_in_flight(issue.id, to="pending")
+    if in_flight:
+        log.warning(
+            "issue %s: %d message(s) were in flight when the last run stopped; sending them "
+            "again (they may arrive twice)",
+            issue.key,
+            in_flight,
+        )
+    store.retry_transient_failures(issue.id)
+    allowed = recipients_now(settings, store, subscribers)
+    skipped: list[str] = []
+    todo: list[Subscriber] = []
+    for delivery_row in store.deliveries(issue.id, statuses=("pending",)):
+        subscriber = allowed.get(delivery_row.email)
+        if subscriber is None:
+            store.mark(issue.id, delivery_row.email, "skipped", message="unsubscribed or inactive")
+            skipped.append(delivery_row.email)
+        else:
+            todo.append(subscriber)
+    stats = None
+    if todo:
+        composer.message(todo[0])  # preflight: one full message renders before any is sent
+        outgoing = (Outgoing(s.key, s.email, functools.partial(composer.message, s)) for s in todo)
+        stats = asyncio.run(
+            send_over_smtp(
+                settings,
+                store,
+                issue.id,
+                outgoing,
+                total=len(todo),
+                sender=parseaddr(settings.from_address)[1],
+                progress=progress,
+            )
+        )
+    return SendReport(
+        issue,
+        store.counts(issue.id),
+        [],
+        None,
+        skipped,
+        paused=stats.paused if stats else None,
+        resent_in_flight=in_flight,
+    )

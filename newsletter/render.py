@@ -1,0 +1,672 @@
+"""Render one subscriber's digest (subject, preheader, HTML, text) and build its message.
+
+Three templates live in one directory (the project's `templates/`):
+
+* `digest.mjml.j2`: MJML holding Jinja tags, autoescaped. mjml-python compiles it ONCE,
+  when the renderer loads it, into HTML that still holds the Jinja tags; each email is
+  then only a Jinja render of that HTML (about 0.1 ms). This is exact because MJML copies
+  the content of `<mj-raw>` and of text elements verbatim: loop/if tags go inside
+  `<mj-raw>` and `{{ placeholders }}` only in text, `href` or `src`, never in an attribute
+  MJML computes with (such as a column width), which MJML would silently drop. The loader
+  checks this: a Jinja tag that MJML dropped or changed is an error, not a broken email.
+* `digest.txt.j2`: the text/plain alternative (no escaping, `trim_blocks`/`lstrip_blocks`).
+* `subject.txt.j2`: one line; whitespace is collapsed after rendering.
+
+Every template problem (missing file, Jinja syntax, MJML compile failure, unknown MJML
+element, a Jinja tag mangled by MJML) raises `TemplateError` naming the file, the line
+when known, and how to fix it. An edited template is picked up without a restart: `render`
+compares the files' modification stamps (three `stat` calls) and reloads them when needed.
+
+`build_message` turns a `Digest` into the bytes of a multipart/alternative message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import EmailPolicy
+from email.utils import format_datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import jinja2
+import mjml
+
+from newsletter.errors import TemplateError
+from newsletter.ranking import Pick
+from newsletter.subscribers import Subscriber
+
+HTML_TEMPLATE = "digest.mjml.j2"
+TEXT_TEMPLATE = "digest.txt.j2"
+SUBJECT_TEMPLATE = "subject.txt.j2"
+TEMPLATE_NAMES = (HTML_TEMPLATE, TEXT_TEMPLATE, SUBJECT_TEMPLATE)
+
+EXCERPT_CHARS = 300  # abstract excerpt length, cut at a word boundary
+TEXT_WIDTH = 76  # wrap width of the excerpts in the text part
+MAX_LINE_CHARS = 998  # RFC 5322 line limit, also kept inside the text part
+PREHEADER_TOPICS = 3  # topics named in the preheader before "and more"
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+HF_PAPER_URL = "https://huggingface.co/papers/{}"
+HF_SEARCH_URL = "https://huggingface.co/papers?q={}"
+
+_MJML_HINT = (
+    "check that every MJML element is closed and allowed where it stands; "
+    "mjml-python rejects <mj-html-attributes> (use <mj-attributes>/<mj-class>), and a '<' "
+    "inside a Jinja tag breaks the MJML parser (reverse the comparison)"
+)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One subscriber's rendered issue."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PaperView:
+    """What the templates show of one pick, already formatted (templates stay simple)."""
+
+    number: int
+    title: str
+    url: str
+    authors: str  # "4 authors", "1 author", the organisation, or ""
+    published: str  # "Nov 1, 2022" or ""
+    upvotes: int
+    upvotes_text: str  # "12 upvotes", "1 upvote", or "" when there are none
+    meta: str  # authors · published · upvotes, the parts that exist
+    why: str
+    excerpt: str
+
+
+# ---------------------------------------------------------------------------------------
+# Formatting helpers (also the Jinja filters)
+
+
+def one_line(text: str) -> str:
+    """Collapse every run of whitespace (newlines included) to a single space."""
+    return " ".join(text.split())
+
+
+def format_date(value: date) -> str:
+    """`Nov 1, 2022` (English month names, whatever the process locale)."""
+    return f"{_MONTHS[value.month - 1]} {value.day}, {value.year}"
+
+
+def format_short_date(value: date) -> str:
+    """`Nov 1`."""
+    return f"{_MONTHS[value.month - 1]} {value.day}"
+
+
+def shorten(text: str, limit: int = 70) -> str:
+    """At most `limit` characters plus an ellipsis, cut at a word boundary when there is
+    one in the last 40% (else mid-word, for very long unbroken words)."""
+    text = one_line(text)
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit + 1)
+    if cut < limit * 0.6:
+        cut = limit
+    return text[:cut].rstrip(" ,;:.-\u2013\u2014") + "\u2026"
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The start of an abstract: about `limit` characters, cut at a word boundary."""
+    return shorten(text, limit)
+
+
+@lru_cache(maxsize=4096)
+def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
+    """Jinja filter: wrap plain text at `width`, every line indented by `indent`. Long
+    words (URLs) are not broken; `_limit_lines` still bounds every line. Cached: the
+    same papers go to many subscribers, and textwrap is most of a text render."""
+    return textwrap.fill(
+        one_line(text),
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 author`, `4 authors`."""
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count} {word}"
+
+
+def join_words(items: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def paper_url(arxiv_id: str | None, title: str) -> str:
+    """The paper's Hugging Face page, or a Hugging Face search for its title."""
+    if arxiv_id and arxiv_id.strip():
+        return HF_PAPER_URL.format(quote(arxiv_id.strip(), safe="./"))
+    return HF_SEARCH_URL.format(quote(one_line(title), safe=""))
+
+
+@lru_cache(maxsize=4096)
+def paper_view(number: int, pick: Pick) -> PaperView:
+    """Format one pick for the templates (cached: picks recur across subscribers)."""
+    paper = pick.paper
+    if paper.authors_count is not None:
+        authors = plural(paper.authors_count, "author")
+    else:
+        authors = one_line(paper.organization or "")
+    published = format_date(paper.published) if paper.published is not None else ""
+    upvotes_text = plural(paper.upvotes, "upvote") if paper.upvotes > 0 else ""
+    meta = " \u00b7 ".join(part for part in (authors, published, upvotes_text) if part)
+    return PaperView(
+        number=number,
+        title=one_line(paper.title),
+        url=paper_url(paper.arxiv_id, paper.title),
+        authors=authors,
+        published=published,
+        upvotes=max(paper.upvotes, 0),
+        upvotes_text=upvotes_text,
+        meta=meta,
+        why=one_line(pick.why),
+        excerpt=excerpt(paper.abstract),
+    )
+
+
+def preheader_for(subscriber: Subscriber, picks: Sequence[Pick]) -> str:
+    """Hidden preview text: `5 papers on knowledge distillation, continual learning`."""
+    topics: list[str] = []
+    for pick in picks:
+        for match in pick.matches:
+            if match.topic not in topics:
+                topics.append(match.topic)
+    if not topics:
+        topics = [topic.topic for topic in subscriber.topics]
+    named = ", ".join(topics[:PREHEADER_TOPICS])
+    if len(topics) > PREHEADER_TOPICS:
+        named += " and more"
+    if not picks:
+        return shorten(f"No new papers on {named} this time", 140)
+    return shorten(f"{plural(len(picks), 'paper')} on {named}", 140)
+
+
+def _limit_lines(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    """Hard-split any line longer than `limit` characters (only unbroken giants are)."""
+    if all(len(line) <= limit for line in text.split("\n")):
+        return text
+    out: list[str] = []
+    for line in text.split("\n"):
+        while len(line) > limit:
+            out.append(line[:limit])
+            line = line[limit:]
+        out.append(line)
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------
+# Template loading
+
+_BLOCK_TAG = re.compile(r"\{%[-+]?\s*(.*?)\s*[-+]?%\}", re.DOTALL)
+_VAR_TAG = re.compile(r"\{\{[-+]?\s*(.*?)\s*[-+]?\}\}", re.DOTALL)
+_UNKNOWN_MJ = re.compile(r"<(mj-[a-z0-9-]+)", re.IGNORECASE)
+_INLINE_STYLE = re.compile(r"<mj-style\b[^>]*\binline\s*=", re.IGNORECASE)
+_MJML_POSITION = re.compile(r"position (\d+):(\d+)")
+
+
+def _filters() -> dict[str, Callable[..., Any]]:
+    return {
+        "one_line": one_line,
+        "shorten": shorten,
+        "excerpt": excerpt,
+        "wrap": wrap,
+        "format_date": format_date,
+        "plural": plural,
+        "join_words": join_words,
+    }
+
+
+def _html_environment() -> jinja2.Environment:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters.update(_filters())
+    return env
+
+
+def _text_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(_filters())
+    return env
+
+
+def _line_at(source: str, offset: int) -> int:
+    return source.count("\n", 0, max(0, min(offset, len(source)))) + 1
+
+
+def _normalise_tag(tag: str) -> str:
+    return " ".join(tag.split())
+
+
+def _first_difference(first: list[str], second: list[str]) -> str:
+    """The first item where two lists that differ part ways."""
+    for one, other in zip(first, second, strict=False):
+        if one != other:
+            return one
+    longer = first if len(first) > len(second) else second
+    return longer[min(len(first), len(second))]
+
+
+@dataclass(frozen=True)
+class _Templates:
+    html: jinja2.Template
+    text: jinja2.Template
+    subject: jinja2.Template
+    mjml_source: str
+    compiled_html: str
+    stamps: tuple[tuple[int, int], ...]
+
+
+class Renderer:
+    """Loads the three templates once (compiling the MJML once) and renders digests."""
+
+    def __init__(self, templates_dir: Path, *, auto_reload: bool = True) -> None:
+        self.templates_dir = Path(templates_dir)
+        self.auto_reload = auto_reload
+        self._templates = self._load()
+
+    # -- loading ------------------------------------------------------------------------
+
+    def _paths(self) -> tuple[Path, ...]:
+        return tuple(self.templates_dir / name for name in TEMPLATE_NAMES)
+
+    def _stamps(self) -> tuple[tuple[int, int], ...]:
+        stamps: list[tuple[int, int]] = []
+        for path in self._paths():
+            try:
+                info = path.stat()
+            except FileNotFoundError as exc:
+                raise TemplateError(self._missing(path)) from exc
+            except OSError as exc:
+                raise TemplateError(f"{path}: cannot read the template: {exc}") from exc
+            stamps.append((info.st_mtime_ns, info.st_size))
+        return tuple(stamps)
+
+    def _missing(self, path: Path) -> str:
+        return (
+            f"{path}: template file not found; the templates directory must hold "
+            f"{', '.join(TEMPLATE_NAMES)} (copy the missing one from the project's templates/)"
+        )
+
+    def _read(self, path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise TemplateError(self._missing(path)) from exc
+        except UnicodeDecodeError as exc:
+            raise TemplateError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from exc
+        except OSError as exc:
+            raise TemplateError(f"{path}: cannot read the template: {exc}") from exc
+
+    @staticmethod
+    def _parse(env: jinja2.Environment, source: str, path: Path) -> jinja2.Template:
+        """Compile Jinja source; a syntax error names the file and line."""
+        try:
+            return env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"{path}:{exc.lineno}: Jinja syntax error: {(exc.message or '').rstrip('.')}; "
+                "fix the tag at this line (each {% for %}/{% if %} needs its "
+                "{% endfor %}/{% endif %})"
+            ) from exc
+
+    def _compile_mjml(self, source: str, path: Path) -> str:
+        """MJML (with Jinja tags) -> HTML (with the same Jinja tags), checked."""
+        inline = _INLINE_STYLE.search(source)
+        if inline:
+            line = _line_at(source, inline.start())
+            raise TemplateError(
+                f'{path}:{line}: mjml-python does not inline <mj-style inline="inline">; '
+                "drop the inline attribute and style with <mj-attributes>/<mj-class>"
+            )
+        try:
+            compiled = mjml.mjml2html(source, disable_comments=True)
+        except ValueError as exc:
+            where = f"{path}"
+            found = _MJML_POSITION.search(str(exc))
+            if found:
+                where += f":{_line_at(source, int(found.group(1)))}"
+            raise TemplateError(
+                f"{where}: MJML cannot compile the template ({exc}); {_MJML_HINT}"
+            ) from exc
+        unknown = _UNKNOWN_MJ.search(compiled)
+        if unknown:
+            name = unknown.group(1)
+            at = source.find("<" + name)
+            where = f"{path}:{_line_at(source, at)}" if at >= 0 else f"{path}"
+            raise TemplateError(
+                f"{where}: unknown MJML element <{name}>; check its spelling against the MJML "
+                "documentation (mj-section, mj-column, mj-text, mj-button, mj-raw, ...)"
+            )
+        source_blocks = [_normalise_tag(t) for t in _BLOCK_TAG.findall(source)]
+        compiled_blocks = [_normalise_tag(t) for t in _BLOCK_TAG.findall(compiled)]
+        if source_blocks != compiled_blocks:
+            lost = _first_difference(source_blocks, compiled_blocks)
+            at = next(
+                (m.start() for m in _BLOCK_TAG.finditer(source) if _normalise_tag(m[1]) == lost),
+                -1,
+            )
+            where = f"{path}:{_line_at(source, at)}" if at >= 0 else f"{path}"
+            raise TemplateError(
+                f"{where}: MJML dropped, moved or changed the Jinja tag {{% {lost} %}}; "
+                "wrap every {% ... %} tag in its own <mj-raw> element, outside attributes"
+            )
+        compiled_vars = {_normalise_tag(t) for t in _VAR_TAG.findall(compiled)}
+        for match in _VAR_TAG.finditer(source):
+            if _normalise_tag(match[1]) not in compiled_vars:
+                raise TemplateError(
+                    f"{path}:{_line_at(source, match.start())}: MJML dropped or changed the "
+                    f"placeholder {{{{ {_normalise_tag(match[1])} }}}}; put placeholders only in "
+                    "text, href or src, never in an attribute MJML computes with (a width)"
+                )
+        return compiled
+
+    def _load(self) -> _Templates:
+        html_path, text_path, subject_path = self._paths()
+        stamps = self._stamps()  # before reading: an edit during the read reloads again
+        html_env = _html_environment()
+        text_env = _text_environment()
+        mjml_source = self._read(html_path)
+        self._parse(html_env, mjml_source, html_path)  # syntax errors at source lines
+        compiled = self._compile_mjml(mjml_source, html_path)
+        html = self._parse(html_env, compiled, Path(f"{html_path} (as compiled by MJML)"))
+        text = self._parse(text_env, self._read(text_path), text_path)
+        subject = self._parse(text_env, self._read(subject_path), subject_path)
+        return _Templates(html, text, subject, mjml_source, compiled, stamps)
+
+    def reload_if_changed(self) -> bool:
+        """Reload the templates if any file changed since loading; True if reloaded.
+
+        A broken edit raises TemplateError and keeps the previous templates in use (the
+        next call tries again)."""
+        if self._stamps() == self._templates.stamps:
+            return False
+        self._templates = self._load()
+        return True
+
+    @property
+    def compiled_html(self) -> str:
+        """The MJML template compiled to HTML, Jinja tags still in it."""
+        return self._templates.compiled_html
+
+    @property
+    def mjml_source(self) -> str:
+        return self._templates.mjml_source
+
+    # -- rendering ----------------------------------------------------------------------
+
+    def render_context(
+        self,
+        *,
+        subscriber: Subscriber,
+        picks: Sequence[Pick],
+        issue_date: date,
+        unsubscribe_url: str,
+        source: str,
+    ) -> dict[str, Any]:
+        """Everything the templates see, subject included (also for a preview page)."""
+        if self.auto_reload:
+            self.reload_if_changed()
+        papers = [paper_view(number, pick) for number, pick in enumerate(picks, start=1)]
+        topics = [topic.topic for topic in subscriber.topics]
+        context: dict[str, Any] = {
+            "name": one_line(subscriber.name or ""),
+            "email": subscriber.email,
+            "topics": topics,
+            "topics_text": join_words(topics),
+            "papers": papers,
+            "count": len(papers),
+            "issue_date": issue_date,
+            "issue_date_text": format_date(issue_date),
+            "issue_date_short": format_short_date(issue_date),
+            "preheader": preheader_for(subscriber, picks),
+            "unsubscribe_url": unsubscribe_url,
+            "source": one_line(source),
+        }
+        subject = self._render(self._templates.subject, SUBJECT_TEMPLATE, context)
+        context["subject"] = one_line(subject)
+        return context
+
+    def _render(self, template: jinja2.Template, name: str, context: dict[str, Any]) -> str:
+        try:
+            return template.render(context)
+        except jinja2.TemplateError as exc:
+            raise TemplateError(
+                f"{self.templates_dir / name}: cannot render: {exc}; use only the names "
+                f"the renderer provides ({', '.join(sorted(context))}; each paper has "
+                f"{', '.join(field.name for field in fields(PaperView))})"
+            ) from exc
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise TemplateError(
+                f"{self.templates_dir / name}: cannot render: {exc}; check the filters and "
+                "expressions the template uses"
+            ) from exc
+
+    def render_html_reference(self, context: dict[str, Any]) -> str:
+        """The slow path the compiled template must equal: render Jinja on the MJML
+        source, then compile that with MJML (for tests and for debugging templates)."""
+        template = self._parse(
+            _html_environment(), self._templates.mjml_source, self.templates_dir / HTML_TEMPLATE
+        )
+        try:
+            return mjml.mjml2html(
+                self._render(template, HTML_TEMPLATE, context), disable_comments=True
+            )
+        except ValueError as exc:
+            raise TemplateError(
+                f"{self.templates_dir / HTML_TEMPLATE}: the rendered MJML does not compile "
+                f"({exc}); a value must have broken the markup, keep placeholders in text"
+            ) from exc
+
+    def render(
+        self,
+        *,
+        subscriber: Subscriber,
+        picks: Sequence[Pick],
+        issue_date: date,
+        unsubscribe_url: str,
+        source: str,
+    ) -> Digest:
+        """Render one subscriber's digest; the picks appear in the order given."""
+        context = self.render_context(
+            subscriber=subscriber,
+            picks=picks,
+            issue_date=issue_date,
+            unsubscribe_url=unsubscribe_url,
+            source=source,
+        )
+        html = self._render(self._templates.html, HTML_TEMPLATE, context)
+        text = self._render(self._templates.text, TEXT_TEMPLATE, context)
+        return Digest(
+            subject=context["subject"],
+            preheader=context["preheader"],
+            html=html,
+            text=_limit_lines(text),
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# The message
+
+_HEADER_BREAKERS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+
+
+def header_value(value: str) -> str:
+    """A value safe for one header: every run of whitespace or control characters
+    (CR, LF, NUL, ...) becomes one space, so nothing can start a new header; characters
+    that cannot be encoded (lone surrogates) become '?'."""
+    value = _HEADER_BREAKERS.sub(" ", value).strip()
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _body_text(value: str) -> str:
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+if TYPE_CHECKING:
+    _PolicyBase = EmailPolicy[EmailMessage]
+else:
+    _PolicyBase = EmailPolicy
+
+
+class _MessagePolicy(_PolicyBase):
+    """`email.policy.SMTP` with two fixes to how headers are written:
+
+    * the URL and id headers stay on one line (folded, `List-Unsubscribe: <url>` reads
+      back as " <url>" in some parsers);
+    * a non-ASCII display name in To is encoded by `_fold_address`: CPython's folder
+      may split a long one into two encoded words at a space and leave that space out
+      of both, and RFC 2047 readers ignore whitespace between encoded words, so the
+      name would lose a space ("Müller Lüdenscheidt" shown as "MüllerLüdenscheidt").
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        lower = name.lower()
+        if lower in _UNFOLDED and value.isascii() and len(name) + len(value) + 2 <= MAX_LINE_CHARS:
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        if lower == "to" and not self.utf8:
+            addresses: tuple[Address, ...] = tuple(getattr(value, "addresses", ()))
+            if len(addresses) == 1 and not addresses[0].display_name.isascii():
+                folded = _fold_address(name, addresses[0], self.linesep)
+                if folded is not None:
+                    return folded
+        return super().fold_binary(name, value)
+
+
+_UNFOLDED = frozenset({"list-unsubscribe", "list-unsubscribe-post", "message-id"})
+_Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+_HEADER_WIDTH = 78
+
+
+def _encoded_words(text: str, room: int = 62) -> list[str]:
+    """RFC 2047 "Q" encoded words (UTF-8) for a phrase, each at most 75 characters and
+    split only between characters, spaces encoded inside the words as "_"."""
+    chunks: list[str] = []
+    chunk = ""
+    for char in text:
+        encoded = "".join(
+            chr(byte) if byte in _Q_SAFE else "_" if byte == 0x20 else f"={byte:02X}"
+            for byte in char.encode("utf-8")
+        )
+        if chunk and len(chunk) + len(encoded) > room:
+            chunks.append(chunk)
+            chunk = ""
+        chunk += encoded
+    if chunk:
+        chunks.append(chunk)
+    return [f"=?utf-8?q?{chunk}?=" for chunk in chunks]
+
+
+def _fold_address(name: str, address: Address, linesep: str) -> bytes | None:
+    """`To: =?utf-8?q?...?= <addr>` folded between encoded words; None for an address
+    the default folder must handle (a non-ASCII addr-spec)."""
+    addr_spec = address.addr_spec
+    if not addr_spec.isascii():
+        return None
+    lines = [f"{name}:"]
+    for token in [*_encoded_words(address.display_name), f"<{addr_spec}>"]:
+        if len(lines[-1]) + 1 + len(token) > _HEADER_WIDTH and lines[-1] != f"{name}:":
+            lines.append("")
+        lines[-1] += " " + token
+    return (linesep.join(lines) + linesep).encode("ascii")
+
+
+_SMTP = _MessagePolicy(linesep="\r\n")
+_SMTPUTF8 = _SMTP.clone(utf8=True)
+
+
+def _recipient(subscriber: Subscriber) -> tuple[Address, _MessagePolicy]:
+    """The To address and the policy that can carry it: SMTP (7-bit headers, the domain
+    in IDNA form) unless the local part is non-ASCII, which only SMTPUTF8 can express
+    (such a message needs a server that offers SMTPUTF8)."""
+    name = header_value(subscriber.name or "")
+    local, _, domain = header_value(subscriber.email).rpartition("@")
+    if local.isascii():
+        if domain.isascii():
+            return Address(display_name=name, addr_spec=f"{local}@{domain}"), _SMTP
+        try:
+            ascii_domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+        else:
+            return Address(display_name=name, addr_spec=f"{local}@{ascii_domain}"), _SMTP
+    return Address(display_name=name, username=local, domain=domain), _SMTPUTF8
+
+
+def build_message(
+    *,
+    from_address: str,
+    subscriber: Subscriber,
+    digest: Digest,
+    unsubscribe_url: str,
+    message_id: str,
+    date: datetime,
+) -> bytes:
+    """The bytes of one digest email: multipart/alternative (text first, HTML last, both
+    UTF-8 quoted-printable so no line exceeds 998 octets), one-click unsubscribe headers,
+    CRLF line ends, policy SMTP (SMTPUTF8 only for a non-ASCII local part, see
+    `_recipient`). Header values are sanitised (see `header_value`): a CR, LF or NUL in
+    a name, subject or URL can never start a header of its own."""
+    recipient, policy = _recipient(subscriber)
+    msg = EmailMessage(policy=policy)
+    msg["From"] = header_value(from_address)
+    msg["To"] = recipient
+    msg["Subject"] = header_value(digest.subject)
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = header_value(message_id)
+    msg["List-Unsubscribe"] = f"<{header_value(unsubscribe_url)}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(
+        _body_text(digest.text), subtype="plain", charset="utf-8", cte="quoted-printable"
+    )
+    msg.add_alternative(
+        _body_text(digest.html), subtype="html", charset="utf-8", cte="quoted-printable"
+    )
+    return msg.as_bytes()
+
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+
+
+def _dot_atom(value: str) -> str:
+    value = _ID_UNSAFE.sub("-", value)
+    return re.sub(r"\.{2,}", ".", value).strip(".")
+
+
+def message_id_for(issue_key: str, email: str, domain: str) -> str:
+    """A Message-ID unique to (issue, recipient) and the same on every run:
+    `<{issue_key}.{sha256(email)[:20]}@{domain}>`, characters outside [A-Za-z0-9.-]
+    replaced by '-'."""
+    digest = hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:20]
+    key = _dot_atom(issue_key) or "issue"
+    host = _dot_atom(domain)
+    if not host:
+        raise ValueError(f"cannot make a Message-ID with the domain {domain!r}")
+    return f"<{key}.{digest}@{host}>"

@@ -1,0 +1,162 @@
+"""Every knob of the service: its default, its environment variable, its checks.
+
+Values come from `NEWSLETTER_*` environment variables or a `.env` file in the working
+directory (environment wins). Defaults make `make demo` work with no configuration;
+paths are relative to the working directory. Impossible values fail here, at start.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from newsletter.errors import ConfigError
+
+# Used only for dry runs and previews when no secret_key is configured: tokens signed
+# with it are never sent to anyone.
+DEV_SECRET_KEY = "newsletter-dev-key-not-for-real-sends"
+
+
+class Settings(BaseSettings):
+    """The service's configuration (environment variable = NEWSLETTER_ + field name)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSLETTER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # Files and folders
+    database_path: Path = Path("newsletter.db")
+    inbox_dir: Path = Path("inbox")
+    outbox_dir: Path = Path("outbox")
+    subscribers_file: Path = Path("subscribers.yaml")
+    templates_dir: Path = Path("templates")
+
+    # What the email says about itself
+    from_address: str = "Research Digest <digest@example.org>"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+
+    # SMTP
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_concurrency: int = Field(default=4, ge=1, le=64)
+    smtp_rate_per_second: float | None = Field(default=None, gt=0)
+    smtp_rate_per_hour: float | None = Field(default=None, gt=0)
+    smtp_max_attempts: int = Field(default=4, ge=1, le=20)
+    smtp_retry_base_delay: float = Field(default=1.0, ge=0)  # seconds; doubles per retry
+    smtp_pause_after: int = Field(default=10, ge=1)  # consecutive transient failures
+    smtp_ca_file: Path | None = None  # extra CA bundle, e.g. a lab's private CA
+
+    # Schedule
+    send_time: time = time(7, 0)
+    timezone: str = "UTC"
+    weekly_day: int = Field(default=0, ge=0, le=6)  # weekday of weekly issues, 0 = Monday
+
+    # Ranking
+    ranking_model: Literal["lexical", "semantic"] = "lexical"
+
+    @field_validator("send_time", mode="before")
+    @classmethod
+    def _parse_send_time(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+            if not match or int(match[1]) > 23 or int(match[2]) > 59:
+                raise ValueError(f"{value!r} is not a time of day; use HH:MM, e.g. 07:30")
+            return time(int(match[1]), int(match[2]))
+        return value
+
+    @field_validator("weekly_day", mode="before")
+    @classmethod
+    def _weekday_name(cls, value: object) -> object:
+        names = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        if isinstance(value, str) and not value.strip().isdigit():
+            wanted = value.strip().lower()
+            for number, name in enumerate(names):
+                if len(wanted) >= 3 and name.startswith(wanted):
+                    return number
+            raise ValueError(f"{value!r} is not a weekday; use e.g. 'monday' or 0 (Monday) to 6")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} is not a time zone name; use one like 'Europe/Berlin' or 'UTC'"
+            ) from exc
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(
+                f"{value!r} must be an absolute http(s) URL, e.g. https://news.lab.org"
+            )
+        return value.rstrip("/")
+
+    @field_validator("from_address")
+    @classmethod
+    def _from_has_address(cls, value: str) -> str:
+        from email.utils import parseaddr
+
+        if "@" not in parseaddr(value)[1]:
+            raise ValueError(f"{value!r} has no address; use e.g. 'Digest <digest@lab.org>'")
+        return value
+
+    @model_validator(mode="after")
+    def _password_needs_user(self) -> Settings:
+        if self.smtp_password is not None and not self.smtp_username:
+            raise ValueError("smtp_password is set but smtp_username is not; set both or neither")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sender_domain(self) -> str:
+        from email.utils import parseaddr
+
+        return parseaddr(self.from_address)[1].rpartition("@")[2] or "localhost"
+
+    def signing_key(self, *, dry_run: bool) -> str:
+        """The key that signs unsubscribe tokens; real sends require a configured one."""
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        if dry_run:
+            return DEV_SECRET_KEY
+        raise ConfigError(
+            "secret_key is not set: real sends need it to sign unsubscribe links; "
+            "set NEWSLETTER_SECRET_KEY to a long random string "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load settings, turning validation errors into one clear ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            env = f"NEWSLETTER_{name.upper()}" if error["loc"] else "settings"
+            problems.append(f"{env}: {error['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from exc

@@ -1,0 +1,125 @@
+"""The subscribers YAML contract: valid files load, mistakes name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import SubscribersError
+from newsletter.subscribers import (
+    load_subscribers,
+    read_unsubscribe_token,
+    unsubscribe_token,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "subs.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_file_loads_with_defaults() -> None:
+    subs = load_subscribers(REPO / "subscribers.example.yaml")
+    ada = next(s for s in subs if s.email == "ada@example.org")
+    assert [t.topic for t in ada.topics] == ["knowledge distillation", "continual learning"]
+    assert [t.weight for t in ada.topics] == [1.0, 2.0]
+    assert ada.exclude == ("robotics",)
+    assert ada.max_papers == 8
+    grace = next(s for s in subs if s.email == "grace@example.org")
+    assert grace.max_papers == 10 and grace.frequency == "daily" and grace.active
+    assert any(not s.active for s in subs)
+
+
+def test_typo_in_a_key_names_line_and_field(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "subscribers:\n"
+        "  - email: ada@example.org\n"
+        "    topics: [distillation]\n"
+        "  - email: bob@example.org\n"
+        "    topics: [robots]\n"
+        "    max_paper: 4\n",
+    )
+    with pytest.raises(SubscribersError) as caught:
+        load_subscribers(path)
+    message = str(caught.value)
+    assert f"{path}:6:" in message
+    assert "max_paper" in message and "max_papers" in message  # says what is allowed
+    assert caught.value.line == 6 and caught.value.field == "max_paper"
+
+
+def test_bad_email_names_line_and_field(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "subscribers:\n  - email: ada@example.org\n    topics: [a]\n"
+        "  - email: not-an-address\n    topics: [b]\n",
+    )
+    with pytest.raises(SubscribersError) as caught:
+        load_subscribers(path)
+    assert caught.value.line == 4
+    assert caught.value.field == "email"
+    assert "not-an-address" in str(caught.value)
+
+
+def test_missing_topics_and_empty_topic_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(SubscribersError, match="topics.*required"):
+        load_subscribers(write(tmp_path, "subscribers:\n  - email: a@example.org\n"))
+    with pytest.raises(SubscribersError) as caught:
+        load_subscribers(
+            write(tmp_path, "subscribers:\n  - email: a@example.org\n    topics: []\n")
+        )
+    assert caught.value.line == 3
+
+
+def test_bad_values_are_reported(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "subscribers:\n  - email: a@example.org\n    topics: [x]\n    frequency: hourly\n",
+    )
+    with pytest.raises(SubscribersError) as caught:
+        load_subscribers(path)
+    assert caught.value.line == 4 and "frequency" in str(caught.value)
+
+
+def test_duplicate_address_is_an_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "subscribers:\n  - email: a@example.org\n    topics: [x]\n"
+        "  - email: A@Example.org\n    topics: [y]\n",
+    )
+    with pytest.raises(SubscribersError, match="listed twice"):
+        load_subscribers(path)
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "subscribers:\n  - email: a@example.org\n    topics: [x\n  - oops\n")
+    with pytest.raises(SubscribersError) as caught:
+        load_subscribers(path)
+    assert str(path) in str(caught.value) and caught.value.line is not None
+
+
+def test_missing_file_says_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(SubscribersError, match="subscribers.example.yaml"):
+        load_subscribers(tmp_path / "absent.yaml")
+
+
+def test_name_with_newline_is_one_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'subscribers:\n  - email: a@example.org\n    name: "Eve\\r\\nBcc: x@evil.org"\n'
+        "    topics: [x]\n",
+    )
+    (subscriber,) = load_subscribers(path)
+    assert subscriber.name == "Eve Bcc: x@evil.org"
+
+
+def test_unsubscribe_tokens_round_trip_and_reject_forgeries() -> None:
+    token = unsubscribe_token("Ada@Example.org", "secret-one")
+    assert read_unsubscribe_token(token, "secret-one") == "ada@example.org"
+    assert read_unsubscribe_token(token, "another-secret") is None
+    assert read_unsubscribe_token(token[:-3], "secret-one") is None
+    assert read_unsubscribe_token("garbage", "secret-one") is None
