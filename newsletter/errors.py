@@ -18,8 +18,8 @@ class ConfigError(NewsletterError, ValueError):
     """A setting is missing, malformed or impossible."""
 
 
-class DumpError(NewsletterError, ValueError):
-    """A file is not a Daily Papers dump (or cannot be read as one)."""
+class LocatedError(NewsletterError, ValueError):
+    """A problem in a file the user edits or supplies: the message starts `file:line:`."""
 
     def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None):
         self.path = str(path) if path is not None else None
@@ -30,7 +30,11 @@ class DumpError(NewsletterError, ValueError):
         super().__init__(f"{where}{message}")
 
 
-class SubscribersError(NewsletterError, ValueError):
+class DumpError(LocatedError):
+    """A file is not a Daily Papers dump (or cannot be read as one)."""
+
+
+class SubscribersError(LocatedError):
     """The subscribers YAML file is missing, malformed or invalid."""
 
     def __init__(
@@ -41,13 +45,8 @@ class SubscribersError(NewsletterError, ValueError):
         line: int | None = None,
         field: str | None = None,
     ):
-        self.path = str(path) if path is not None else None
-        self.line = line
         self.field = field
-        where = ""
-        if self.path is not None:
-            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
-        super().__init__(f"{where}{message}")
+        super().__init__(message, path=path, line=line)
 
 
 class StoreError(NewsletterError, RuntimeError):
