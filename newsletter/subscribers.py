@@ -281,6 +281,16 @@ def _yaml(sequence_indent: int, offset: int) -> YAML:
     return yaml
 
 
+def _shifted(line: str, shift: int) -> str:
+    """`line` indented `shift` columns more (or fewer); blank lines stay as they are."""
+    if not line.strip():
+        return line
+    if shift >= 0:
+        return " " * shift + line
+    cut = min(-shift, len(line) - len(line.lstrip(" ")))  # a comment may sit further left
+    return line[cut:]
+
+
 def _is_content(line: str) -> bool:
     stripped = line.strip()
     return bool(stripped) and not stripped.startswith("#")
@@ -380,25 +390,21 @@ class _Layout:
         return self.lines[first].index("-")
 
     def load_entry(self, first: int, end: int) -> CommentedMap:
-        column = self.dash_column(first)
-        block = "".join(
-            line[column:] if line[:column].strip() == "" else line.lstrip()
-            for line in self.lines[first:end]
-        )
+        # Move the entry so its dash stands where the dumper will put it (`offset`): then
+        # end-of-line comments keep their columns when the entry is written back.
+        shift = self.offset - self.dash_column(first)
+        block = "".join(_shifted(line, shift) for line in self.lines[first:end])
         loaded = _yaml(self.sequence_indent, self.offset).load(block)
         entry = loaded[0]
         assert isinstance(entry, CommentedMap)
         return entry
 
     def dump_entry(self, entry: CommentedMap, column: int) -> list[str]:
-        sequence = CommentedSeq([entry])
         out = io.StringIO()
-        _yaml(self.sequence_indent, self.offset).dump(sequence, out)
+        _yaml(self.sequence_indent, self.offset).dump(CommentedSeq([entry]), out)
         dumped = out.getvalue().splitlines(keepends=True)
         shift = column - (len(dumped[0]) - len(dumped[0].lstrip(" ")))
-        if shift >= 0:
-            return [(" " * shift + line) if line.strip() else line for line in dumped]
-        return [line[-shift:] if line.strip() else line for line in dumped]
+        return [_shifted(line, shift) for line in dumped]
 
     def separator(self) -> list[str]:
         """A blank line between entries if the file puts one there (like the example)."""
@@ -420,7 +426,8 @@ def _set(entry: CommentedMap, key: str, value: Any) -> None:
 
 
 def _topics_value(old: Any, topics: Sequence[str]) -> CommentedSeq:
-    """The new topics list; a topic listed before keeps its form (a weight stays)."""
+    """The new topics list; a topic listed before keeps its form (a weight stays). The
+    list is new, so end-of-line comments on the old topic lines are not carried over."""
     previous: dict[str, Any] = {}
     if isinstance(old, list):
         for item in old:
