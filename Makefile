@@ -21,6 +21,8 @@ demo: $(VENV)/.installed
 	$(BIN)/newsletter send --dry-run
 
 test: $(VENV)/.installed
+	@# the browser tests drive the system Chromium (never a downloaded one)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

@@ -110,6 +110,10 @@ def cmd_rank(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import preview_digest
 
+    if args.serve:
+        return cmd_serve(args, settings)
+    if not args.email:
+        raise NewsletterError("name a subscriber (newsletter preview EMAIL), or use --serve")
     subscriber = _find_subscriber(settings, args.email)
     with Store(settings.database_path) as store:
         digest, _picks = preview_digest(settings, store, subscriber)
@@ -205,6 +209,71 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_subscribe(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.membership import join
+    from newsletter.subscribers import SubscriberChange
+
+    change = SubscriberChange(
+        email=args.email,
+        topics=tuple(args.topic or ()),
+        exclude=tuple(args.exclude) if args.exclude is not None else None,
+        name=args.name,
+        frequency=args.frequency,
+        max_papers=args.max_papers,
+    )
+    with Store(settings.database_path) as store:
+        result = join(settings, store, change)
+    subscriber = result.subscriber
+    topics = ", ".join(t.topic for t in subscriber.topics)
+    verb = {"created": "Subscribed", "updated": "Updated", "unchanged": "Already subscribed:"}
+    print(f"{verb[result.action]} {subscriber.email} ({subscriber.frequency}; topics: {topics})")
+    return 0
+
+
+def cmd_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.membership import leave
+
+    subscriber = _find_subscriber(settings, args.email)
+    with Store(settings.database_path) as store:
+        left = leave(settings, store, subscriber.email, source="cli")
+    if left.file_problem:
+        raise NewsletterError(
+            f"{left.email} is unsubscribed (no issue will be sent to it), but "
+            f"{settings.subscribers_file} was not updated: {left.file_problem}"
+        )
+    if not left.newly_recorded and not left.file_updated:
+        print(f"{left.email} was already unsubscribed; nothing changed.")
+    else:
+        print(f"Unsubscribed {left.email}: no issue will be sent to it, even one already built.")
+    return 0
+
+
+def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.membership import memberships
+
+    with Store(settings.database_path) as store:
+        members = memberships(settings, store)
+    if args.json:
+        _print_json([member.as_json() for member in members])
+        return 0
+    if not members:
+        print(
+            f"{settings.subscribers_file} lists no subscriber; add one with 'newsletter subscribe'."
+        )
+    for member in members:
+        s = member.subscriber
+        topics = ", ".join(t.topic for t in s.topics)
+        print(f"{s.email:32} {s.frequency:6} {member.state:12} {topics}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.web import serve
+
+    serve(settings, host=args.host, port=args.port, ready=lambda line: print(line, flush=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsletter",
@@ -226,9 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     preview = commands.add_parser(
         "preview", help="write the HTML and text of a subscriber's next issue to files"
     )
-    preview.add_argument("email")
+    preview.add_argument("email", nargs="?", help="the subscriber (not needed with --serve)")
     preview.add_argument("--out", help="folder for the files (default: OUTBOX_DIR/preview)")
     preview.add_argument("--open", action="store_true", help="open the HTML in a browser")
+    preview.add_argument(
+        "--serve", action="store_true", help="serve every preview in the browser ('serve')"
+    )
+    _server_options(preview)
     preview.set_defaults(handler=cmd_preview)
 
     send = commands.add_parser("send", help="build today's issue and deliver it")
@@ -242,7 +315,46 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--dry-run", action="store_true", help="the dry-run issue of that key")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=cmd_status)
+
+    subscribe = commands.add_parser(
+        "subscribe", help="add a subscriber or update one (edits the subscribers file)"
+    )
+    subscribe.add_argument("email")
+    subscribe.add_argument(
+        "--topic", action="append", metavar="T", help="a topic (repeat; replaces the list)"
+    )
+    subscribe.add_argument(
+        "--exclude",
+        action="append",
+        metavar="X",
+        help="papers mainly about this are never picked (repeat; replaces the list)",
+    )
+    subscribe.add_argument("--name", metavar="N")
+    subscribe.add_argument("--frequency", choices=("daily", "weekly"))
+    subscribe.add_argument("--max-papers", type=int, metavar="K")
+    subscribe.set_defaults(handler=cmd_subscribe)
+
+    unsubscribe = commands.add_parser(
+        "unsubscribe", help="stop sending to an address (database and subscribers file)"
+    )
+    unsubscribe.add_argument("email")
+    unsubscribe.set_defaults(handler=cmd_unsubscribe)
+
+    subscribers = commands.add_parser("subscribers", help="list the subscribers")
+    subscribers.add_argument("--json", action="store_true", help="a JSON list of subscribers")
+    subscribers.set_defaults(handler=cmd_subscribers)
+
+    serve = commands.add_parser(
+        "serve", help="the one-click unsubscribe endpoint and the preview pages"
+    )
+    _server_options(serve)
+    serve.set_defaults(handler=cmd_serve)
     return parser
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (8000; 0 picks a free one)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

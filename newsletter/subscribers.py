@@ -1,4 +1,4 @@
-"""Load and validate the subscribers YAML file, and sign unsubscribe tokens.
+"""Load, validate and edit the subscribers YAML file, and sign unsubscribe tokens.
 
 The YAML file is the user-facing contract (see `subscribers.example.yaml`). It is read
 with ruamel.yaml so every error can name the line it comes from, and validated with
@@ -7,7 +7,14 @@ pydantic models that forbid unknown keys.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fcntl
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from newsletter.errors import SubscribersError
 
@@ -229,3 +237,350 @@ def read_unsubscribe_token(token: str, secret_key: str) -> str | None:
     except BadSignature:
         return None
     return value if isinstance(value, str) else None
+
+
+# ---------------------------------------------------------------------------------------
+# Editing the file in place
+#
+# `subscribe` and `unsubscribe` change one entry and leave every other byte of the file as
+# it was: the entry's lines are cut out, edited with ruamel's round-trip loader (which
+# keeps the entry's own comments and flow/block styles), dumped with the file's
+# indentation and pasted back. Comments and blank lines after an entry stay where they
+# are (ruamel would attach them to the entry's last key and move them when a key is
+# added). The result is validated as a whole before it replaces the file, atomically
+# (temporary file + rename), under an exclusive lock on `<file>.lock` beside it.
+
+FIELD_ORDER = ("email", "name", "topics", "exclude", "max_papers", "frequency", "active")
+
+
+@dataclass(frozen=True)
+class SubscriberChange:
+    """What `subscribe` sets; None leaves a field as it is (or at its default)."""
+
+    email: str
+    topics: tuple[str, ...] = ()
+    exclude: tuple[str, ...] | None = None
+    name: str | None = None
+    frequency: str | None = None
+    max_papers: int | None = None
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """What an edit did: `created`, `updated`, `unchanged` (the file was not written)."""
+
+    action: Literal["created", "updated", "unchanged"]
+    subscriber: Subscriber
+
+
+def _yaml(sequence_indent: int, offset: int) -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=max(2, sequence_indent - offset), sequence=sequence_indent, offset=offset)
+    yaml.width = 4096  # never re-wrap a long line
+    yaml.preserve_quotes = True
+    return yaml
+
+
+def _shifted(line: str, shift: int) -> str:
+    """`line` indented `shift` columns more (or fewer); blank lines stay as they are."""
+    if not line.strip():
+        return line
+    if shift >= 0:
+        return " " * shift + line
+    cut = min(-shift, len(line) - len(line.lstrip(" ")))  # a comment may sit further left
+    return line[cut:]
+
+
+def _is_content(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<path>.lock` (a file beside the subscribers file)."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        handle = open(lock_path, "a+b")
+    except OSError as exc:
+        raise SubscribersError(
+            f"cannot create the lock file {lock_path}: {exc}; the folder must be writable",
+            path=path,
+        ) from exc
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` so a reader sees the old file or the new one, never half."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    handle = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, mode)
+        os.replace(handle.name, path)
+    except OSError as exc:
+        Path(handle.name).unlink(missing_ok=True)
+        raise SubscribersError(
+            f"cannot write the file: {exc}; nothing was changed", path=path
+        ) from exc
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def _problem(exc: ValidationError) -> tuple[str, str]:
+    """(message, field) of the first problem pydantic found in one entry."""
+    error = exc.errors()[0]
+    field_name = _describe(error["loc"])
+    if error["type"] == "missing":
+        return f"field {field_name!r} is required", field_name
+    return f"field {field_name!r}: {error['msg']}", field_name
+
+
+class _Layout:
+    """Where each entry of the file starts and ends, as line numbers (0-based)."""
+
+    def __init__(self, text: str, path: Path) -> None:
+        self.path = path
+        self.lines = text.splitlines(keepends=True)
+        if self.lines and not self.lines[-1].endswith("\n"):
+            self.lines[-1] += "\n"
+        self.document = YAML(typ="rt").load(text)
+        self.entries: CommentedSeq | None = self.document.get("subscribers")
+        guessed = load_yaml_guess_indent(text)
+        self.sequence_indent: int = guessed[1] or 4
+        self.offset: int = guessed[2] if guessed[2] is not None else 2
+
+    def start(self, index: int) -> int:
+        """The line of entry `index`'s dash."""
+        assert self.entries is not None
+        line = int(self.entries.lc.item(index)[0])
+        while line > 0 and not self.lines[line].lstrip().startswith("-"):
+            line -= 1  # a dash alone on its line, the mapping below it
+        return line
+
+    def span(self, index: int) -> tuple[int, int]:
+        """[first, end) lines of entry `index`'s own content: trailing blank and comment
+        lines up to the next entry belong to the file around it, not to the entry."""
+        assert self.entries is not None
+        first = self.start(index)
+        limit = self.start(index + 1) if index + 1 < len(self.entries) else len(self.lines)
+        end = limit
+        while end > first + 1 and not _is_content(self.lines[end - 1]):
+            end -= 1
+        return first, end
+
+    def index_of(self, key: str) -> int | None:
+        for index, entry in enumerate(self.entries or ()):
+            if isinstance(entry, CommentedMap) and str(entry.get("email", "")).lower() == key:
+                return index
+        return None
+
+    def dash_column(self, first: int) -> int:
+        return self.lines[first].index("-")
+
+    def load_entry(self, first: int, end: int) -> CommentedMap:
+        # Move the entry so its dash stands where the dumper will put it (`offset`): then
+        # end-of-line comments keep their columns when the entry is written back.
+        shift = self.offset - self.dash_column(first)
+        block = "".join(_shifted(line, shift) for line in self.lines[first:end])
+        loaded = _yaml(self.sequence_indent, self.offset).load(block)
+        entry = loaded[0]
+        assert isinstance(entry, CommentedMap)
+        return entry
+
+    def dump_entry(self, entry: CommentedMap, column: int) -> list[str]:
+        out = io.StringIO()
+        _yaml(self.sequence_indent, self.offset).dump(CommentedSeq([entry]), out)
+        dumped = out.getvalue().splitlines(keepends=True)
+        shift = column - (len(dumped[0]) - len(dumped[0].lstrip(" ")))
+        return [_shifted(line, shift) for line in dumped]
+
+    def separator(self) -> list[str]:
+        """A blank line between entries if the file puts one there (like the example)."""
+        if self.entries is not None and len(self.entries) > 1:
+            _first, end = self.span(0)
+            if end < self.start(1) and not self.lines[end].strip():
+                return ["\n"]
+        return []
+
+
+def _set(entry: CommentedMap, key: str, value: Any) -> None:
+    """Set `key`, placing a new key where FIELD_ORDER puts it among the existing ones."""
+    if key in entry:
+        entry[key] = value
+        return
+    rank = FIELD_ORDER.index(key)
+    position = sum(1 for existing in entry if existing in FIELD_ORDER[:rank])
+    entry.insert(position, key, value)
+
+
+def _topics_value(old: Any, topics: Sequence[str]) -> CommentedSeq:
+    """The new topics list; a topic listed before keeps its form (a weight stays). The
+    list is new, so end-of-line comments on the old topic lines are not carried over."""
+    previous: dict[str, Any] = {}
+    if isinstance(old, list):
+        for item in old:
+            name = item.get("topic") if isinstance(item, dict) else item
+            if isinstance(name, str):
+                previous[" ".join(name.split()).lower()] = item
+    value = CommentedSeq(previous.get(" ".join(t.split()).lower(), t) for t in topics)
+    if isinstance(old, CommentedSeq) and old.fa.flow_style():
+        value.fa.set_flow_style()
+    return value
+
+
+def _apply(entry: CommentedMap, change: SubscriberChange) -> None:
+    if change.name is not None:
+        _set(entry, "name", change.name)
+    if change.topics:
+        _set(entry, "topics", _topics_value(entry.get("topics"), change.topics))
+    if change.exclude is not None:
+        exclude = CommentedSeq(change.exclude)
+        exclude.fa.set_flow_style()
+        _set(entry, "exclude", exclude)
+    if change.max_papers is not None:
+        _set(entry, "max_papers", change.max_papers)
+    if change.frequency is not None:
+        _set(entry, "frequency", change.frequency)
+    if entry.get("active") is False:
+        entry["active"] = True  # subscribing again resumes a paused subscription
+
+
+def _read_for_edit(path: Path) -> str:
+    """The file's text; an invalid file must be fixed by hand before it is edited."""
+    load_subscribers(path)
+    return path.read_text(encoding="utf-8")
+
+
+def _validated(entry: CommentedMap, path: Path, email: str) -> Subscriber:
+    try:
+        return Subscriber.model_validate(dict(entry))
+    except ValidationError as exc:
+        message, field_name = _problem(exc)
+        raise SubscribersError(
+            f"nothing was changed: the entry of {email} would be invalid: {message}",
+            path=path,
+            field=field_name,
+        ) from exc
+
+
+def _save(path: Path, old_text: str, new_lines: list[str]) -> None:
+    new_text = "".join(new_lines)
+    try:
+        parse_subscribers(new_text, path=path)
+    except SubscribersError as exc:
+        raise SubscribersError(
+            f"nothing was changed: the edited file would be invalid ({exc})", path=path
+        ) from exc
+    if new_text != old_text:
+        _write_atomically(path, new_text)
+
+
+def subscribe(path: str | Path, change: SubscriberChange) -> EditResult:
+    """Add a subscriber, or update the one with this address (making it active again).
+
+    Raises SubscribersError, and leaves the file untouched, when the file is invalid to
+    begin with or the edit would make it invalid."""
+    path = Path(path).resolve()
+    email = change.email.strip()
+    with locked(path):
+        text = _read_for_edit(path)
+        layout = _Layout(text, path)
+        index = layout.index_of(email.lower())
+        if index is not None:
+            first, end = layout.span(index)
+            entry = layout.load_entry(first, end)
+            _apply(entry, change)
+            subscriber = _validated(entry, path, email)
+            lines = layout.lines
+            new_lines = [
+                *lines[:first],
+                *layout.dump_entry(entry, layout.dash_column(first)),
+                *lines[end:],
+            ]
+            _save(path, text, new_lines)
+            changed = "".join(new_lines) != text
+            return EditResult("updated" if changed else "unchanged", subscriber)
+        if not change.topics:
+            raise SubscribersError(
+                f"{email} is not subscribed yet, so nothing was changed; a new subscriber "
+                "needs at least one --topic",
+                path=path,
+                field="topics",
+            )
+        entry = CommentedMap()
+        entry["email"] = email
+        _apply(entry, change)
+        subscriber = _validated(entry, path, email)
+        entry["email"] = subscriber.email  # as validated: normalised
+        new_lines = _append(layout, entry)
+        _save(path, text, new_lines)
+        return EditResult("created", subscriber)
+
+
+def _append(layout: _Layout, entry: CommentedMap) -> list[str]:
+    lines = layout.lines
+    entries = layout.entries
+    if entries:
+        _first, end = layout.span(len(entries) - 1)
+        column = layout.dash_column(layout.start(0))
+        return [
+            *lines[:end],
+            *layout.separator(),
+            *layout.dump_entry(entry, column),
+            *lines[end:],
+        ]
+    # An empty list: `subscribers:`, `subscribers: []` or no key at all.
+    if "subscribers" not in (layout.document or {}):
+        return [*lines, "subscribers:\n", *layout.dump_entry(entry, layout.offset)]
+    at = int(layout.document.lc.key("subscribers")[0])
+    head = re.match(r"subscribers:\s*(?:\[\s*\])?\s*(#.*)?$", lines[at].rstrip("\n"))
+    if head is None:
+        raise SubscribersError(
+            "cannot add an entry to this 'subscribers:' value; make it an empty line "
+            "'subscribers:' and try again",
+            path=layout.path,
+            line=at + 1,
+        )
+    comment = f"  {head.group(1)}" if head.group(1) else ""
+    return [
+        *lines[:at],
+        f"subscribers:{comment}\n",
+        *layout.dump_entry(entry, layout.offset),
+        *lines[at + 1 :],
+    ]
+
+
+def set_active(path: str | Path, email: str, active: bool) -> EditResult | None:
+    """Set one subscriber's `active:` flag; None when the address is not in the file."""
+    path = Path(path).resolve()
+    with locked(path):
+        text = _read_for_edit(path)
+        layout = _Layout(text, path)
+        index = layout.index_of(email.strip().lower())
+        if index is None:
+            return None
+        first, end = layout.span(index)
+        entry = layout.load_entry(first, end)
+        if entry.get("active", True) is active:
+            return EditResult("unchanged", _validated(entry, path, email))
+        _set(entry, "active", active)
+        subscriber = _validated(entry, path, email)
+        new_lines = [
+            *layout.lines[:first],
+            *layout.dump_entry(entry, layout.dash_column(first)),
+            *layout.lines[end:],
+        ]
+        _save(path, text, new_lines)
+        return EditResult("updated", subscriber)

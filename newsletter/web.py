@@ -1,0 +1,317 @@
+"""The web side of the newsletter: one-click unsubscribe (RFC 8058) and the issue previews.
+
+A small Starlette app, served by uvicorn (`newsletter serve`):
+
+* `GET /unsubscribe/<token>` shows a confirmation page with a button; `POST` with the body
+  `List-Unsubscribe=One-Click` (what mail clients send, and what the button sends)
+  unsubscribes at once and answers 200, no redirect. GET changes nothing, because mail
+  scanners follow links. The token is signed (itsdangerous, see `subscribers.py`); a
+  forged, truncated or foreign one gets 400 and changes nothing.
+* `/` lists the subscribers with what the next issue would give each; `/preview/<email>`
+  shows that issue as the email's HTML at phone and desktop width, the subject, the
+  preheader, the text part and each pick's score and reason. These pages list the
+  subscribers, so `serve` mounts them only when it listens on a loopback address.
+
+Nothing here sends mail. The pages are Jinja templates in `templates/web/` (autoescaped,
+reloaded when edited); the email itself comes from the one `Renderer` the app keeps,
+which reloads edited email templates on the next page load.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import jinja2
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from newsletter.errors import ConfigError, NewsletterError, TemplateError
+from newsletter.membership import Membership, leave, memberships
+from newsletter.pipeline import issue_date_now, next_picks, preview_digest
+from newsletter.ranking import Pick
+from newsletter.render import Digest, Renderer, paper_view
+from newsletter.settings import Settings
+from newsletter.store import Store
+from newsletter.subscribers import read_unsubscribe_token, unsubscribe_token
+
+log = logging.getLogger(__name__)
+
+WEB_TEMPLATES = (
+    "base.html.j2",
+    "index.html.j2",
+    "preview.html.j2",
+    "unsubscribe.html.j2",
+    "error.html.j2",
+)
+ONE_CLICK = "One-Click"
+PHONE_WIDTH = 375
+DESKTOP_WIDTH = 800
+# Pages carry capability tokens (unsubscribe) or subscriber data (previews): keep them out
+# of caches, referrers and search engines.
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _web_environment(folder: Path) -> jinja2.Environment:
+    missing = [name for name in WEB_TEMPLATES if not (folder / name).is_file()]
+    if missing:
+        raise TemplateError(
+            f"{folder}: the web page templates {', '.join(missing)} are missing; copy the "
+            "project's templates/web/ folder there (NEWSLETTER_TEMPLATES_DIR/web)"
+        )
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=True,
+        auto_reload=True,  # an edited page template shows on the next load
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One subscriber on the index page."""
+
+    member: Membership
+    picks: list[Pick]
+
+
+class WebApp:
+    """The state the handlers share: settings, one email renderer, the page templates."""
+
+    def __init__(self, settings: Settings, *, preview: bool = True) -> None:
+        self.settings = settings
+        self.preview = preview
+        self.pages = _web_environment(settings.templates_dir / "web")
+        # One renderer for the life of the server (it compiles the MJML once and reloads
+        # edited templates); the lock keeps two requests from reloading it at once.
+        self.renderer = Renderer(settings.templates_dir) if preview else None
+        self._render_lock = threading.Lock()
+        # The key the emails' links were signed with: the configured secret, or (without
+        # one) the development key of dry runs and previews, whose links then work locally.
+        self.token_key = settings.signing_key(dry_run=True)
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def page(self, name: str, status: int = 200, **context: Any) -> Response:
+        try:
+            body = self.pages.get_template(name).render(**context)
+        except jinja2.TemplateError as exc:
+            where = getattr(exc, "filename", None) or name
+            line = getattr(exc, "lineno", None)
+            raise TemplateError(
+                f"{where}{f':{line}' if line else ''}: the page template failed: {exc}"
+            ) from exc
+        return HTMLResponse(body, status_code=status, headers=_HEADERS)
+
+    def error_page(self, message: str, status: int) -> Response:
+        try:
+            return self.page("error.html.j2", status, message=message, code=status)
+        except TemplateError as exc:  # the error page itself is broken: plain text then
+            return PlainTextResponse(f"{message}\n\n{exc}", status_code=status, headers=_HEADERS)
+
+    # -- data (run in a worker thread: SQLite and rendering block) ------------------------
+
+    def unsubscribe_url(self, email: str) -> str:
+        return f"{self.settings.base_url}/unsubscribe/{unsubscribe_token(email, self.token_key)}"
+
+    def rows(self) -> list[Row]:
+        with Store(self.settings.database_path) as store:
+            return [
+                Row(member, next_picks(self.settings, store, member.subscriber))
+                for member in memberships(self.settings, store)
+            ]
+
+    def preview_of(self, email: str) -> tuple[Membership, Digest | None, list[Pick]] | None:
+        assert self.renderer is not None
+        with Store(self.settings.database_path) as store:
+            wanted = email.strip().lower()
+            member = next(
+                (m for m in memberships(self.settings, store) if m.subscriber.key == wanted), None
+            )
+            if member is None:
+                return None
+            with self._render_lock:
+                digest, picks = preview_digest(
+                    self.settings, store, member.subscriber, renderer=self.renderer
+                )
+        return member, digest, picks
+
+    def is_unsubscribed(self, email: str) -> bool:
+        with Store(self.settings.database_path) as store:
+            return email in store.unsubscribed()
+
+    def leave(self, email: str) -> None:
+        with Store(self.settings.database_path) as store:
+            leave(self.settings, store, email, source="one-click")
+
+    # -- handlers ------------------------------------------------------------------------
+
+    async def index(self, request: Request) -> Response:
+        rows = await run_in_threadpool(self.rows)
+        return self.page(
+            "index.html.j2",
+            rows=rows,
+            issue_date=issue_date_now(self.settings),
+            subscribers_file=str(self.settings.subscribers_file),
+        )
+
+    async def preview_page(self, request: Request) -> Response:
+        email = request.path_params["email"]
+        found = await run_in_threadpool(self.preview_of, email)
+        if found is None:
+            return self.error_page(
+                f"{email} is not in {self.settings.subscribers_file}; the index lists who is.",
+                404,
+            )
+        member, digest, picks = found
+        return self.page(
+            "preview.html.j2",
+            member=member,
+            subscriber=member.subscriber,
+            digest=digest,
+            papers=[(paper_view(number, pick), pick.score) for number, pick in enumerate(picks, 1)],
+            unsubscribe_url=self.unsubscribe_url(member.subscriber.email),
+            from_address=self.settings.from_address,
+            phone_width=PHONE_WIDTH,
+            desktop_width=DESKTOP_WIDTH,
+        )
+
+    async def preview_html(self, request: Request) -> Response:
+        """The email's HTML alone, as a mail client gets it (to open in its own tab)."""
+        found = await run_in_threadpool(self.preview_of, request.path_params["email"])
+        if found is None or found[1] is None:
+            return self.error_page("No email for this address in the next issue.", 404)
+        return HTMLResponse(found[1].html, headers=_HEADERS)
+
+    async def unsubscribe(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        email = read_unsubscribe_token(token, self.token_key)
+        if email is None:
+            return self.page("unsubscribe.html.j2", 400, state="invalid", email=None)
+        if request.method != "POST":
+            already = await run_in_threadpool(self.is_unsubscribed, email)
+            return self.page(
+                "unsubscribe.html.j2", state="already" if already else "confirm", email=email
+            )
+        if not await _is_one_click(request):
+            return self.page("unsubscribe.html.j2", 400, state="bad-request", email=email)
+        await run_in_threadpool(self.leave, email)
+        return self.page("unsubscribe.html.j2", state="done", email=email)
+
+    async def on_error(self, request: Request, exc: Exception) -> Response:
+        # Registered for NewsletterError only: a broken template or subscribers file is
+        # shown to the person editing it, with the file and line.
+        return self.error_page(str(exc), 500)
+
+
+async def _is_one_click(request: Request) -> bool:
+    """The body RFC 8058 prescribes: `List-Unsubscribe=One-Click`, as a URL-encoded or a
+    multipart form (a bare URL-encoded body without a content type is accepted too)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        form = await request.form()
+        return form.get("List-Unsubscribe") == ONE_CLICK
+    body = (await request.body()).decode("utf-8", "replace")
+    return parse_qs(body.strip()).get("List-Unsubscribe") == [ONE_CLICK]
+
+
+def create_app(settings: Settings, *, preview: bool = True) -> Starlette:
+    """The ASGI app; `preview=False` leaves out the pages that list subscribers."""
+    web = WebApp(settings, preview=preview)
+    routes = [Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"])]
+    if preview:
+        routes += [
+            Route("/", web.index),
+            Route("/preview/{email}", web.preview_page),
+            Route("/preview/{email}/html", web.preview_html),
+        ]
+    app = Starlette(routes=routes, exception_handlers={NewsletterError: web.on_error})
+    app.state.web = web
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0 picks a free one)."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}; check --host") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
+            "(or stop what is using it)"
+        ) from exc
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run the app until interrupted. Beyond loopback it needs a real secret key (the
+    development key is public) and serves only the unsubscribe endpoint."""
+    local = is_loopback(host)
+    if not local and (settings.secret_key is None or not settings.secret_key.get_secret_value()):
+        raise ConfigError(
+            f"refusing to listen on {host} without NEWSLETTER_SECRET_KEY: the links would be "
+            "checked with the public development key; set the key the emails were sent with"
+        )
+    app = create_app(settings, preview=local)
+    sock = bind(host, port)
+    url = url_of(sock)
+    if ready is not None:
+        ready(f"Serving on {url}/ (Ctrl-C stops)")
+        if local:
+            ready(f"Previews: {url}/  (one page per subscriber: {url}/preview/<email>)")
+        else:
+            ready("Previews are off: they list subscribers, so they are served on loopback only")
+        ready(f"Unsubscribe links in emails point to {settings.base_url}/unsubscribe/...")
+    # No access log: the unsubscribe URLs carry tokens that act for the subscriber.
+    config = uvicorn.Config(app, lifespan="off", access_log=False, log_level="info")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
