@@ -21,24 +21,31 @@ Paper weights (BM25F, computed once in `Ranker.__init__`)
         W(d, t) = idf(t) * tf~ * (k1 + 1) / (tf~ + k1),  k1 = 1.2,
         idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))   (always > 0).
 
+Near pairs
+    Every text also yields near-pair features: two different kept stems at most
+    NEAR_WINDOW = 4 kept words apart within one segment, in either order ("distilling
+    large language models" holds the pair distil~model, as "model distillation" does).
+    They let a topic match its words written in another order or with a word between,
+    while scattered words (in different clauses) still do not count as the phrase.
+
 Topics
-    A one-word topic queries its stem with weight 1. A multi-word topic puts 0.85 of its
-    weight on its bigrams (shared equally) and only 0.15 on its single words (shared
-    equally), so "continual learning" scores mainly through the phrase:
+    A one-word topic queries its stem with weight 1. A multi-word topic puts 0.6 of its
+    weight on its bigrams (the phrase in order), 0.25 on its near pairs (the pair of
+    each bigram, in any order, close together) and 0.15 on its single words (each share
+    split equally), so "continual learning" scores mainly through the phrase:
         topic score   S(q, d) = sum_t qw(q, t) * W(d, t) / S_max(q),
                       S_max(q) = (k1 + 1) * sum_t qw(q, t) * idf(t)
-        coverage      C(q, d) = sum_t qw(q, t) * [t occurs in title or abstract]
     S is in [0, 1): the share of the best score a paper could reach for that topic, so
     topics with rare and common words compare fairly when they are combined. The topic
-    is relevant to the paper only when C >= 0.6 and every word of the topic occurs in
-    the paper, and then contributes
+    is relevant to the paper only when every word of the topic occurs in the paper and
+    at least half of its pairs (MIN_NEAR_SHARE) occur near each other, and then
+    contributes
         s(q, d) = weight(q) * S(q, d),    otherwise 0.
     The threshold is on what matched, not on BM25 magnitudes, so it means the same in a
-    pool of 10 papers or of 100,000: a one-word topic needs its word; a two- or
-    three-word topic needs its whole phrase (all its bigrams: scattered words reach at
-    most 0.15, one bigram of three words 0.575); a four-word topic needs all its words
-    and two of its three bigrams, a five-word one all its words and three of its four
-    bigrams.
+    pool of 10 papers or of 100,000: a one-word topic needs its word; a two-word topic
+    its two words close together; a three-word topic all its words and one of its two
+    pairs close; a four-word one all its words and two of its three pairs. A paper with
+    the exact phrase scores higher than one with the words near each other.
 
 Combining a subscriber's topics
     relevance = (sum_j s_j ** 4) ** (1/4), a soft maximum over the relevant topics: one
@@ -112,9 +119,12 @@ B_TITLE = 0.3
 B_ABSTRACT = 0.75
 
 # Topic queries and the relevance threshold
-PHRASE_SHARE = 0.85  # of a multi-word topic's weight, on its bigrams
-WORD_SHARE = 1.0 - PHRASE_SHARE  # on its single words
-COVERAGE_THRESHOLD = 0.6
+PHRASE_SHARE = 0.6  # of a multi-word topic's weight, on its bigrams (words in order)
+NEAR_SHARE = 0.25  # on its near pairs (the same words close together, in any order)
+WORD_SHARE = 1.0 - PHRASE_SHARE - NEAR_SHARE  # on its single words
+NEAR_WINDOW = 4  # a near pair: two kept words at most this many kept words apart, one segment
+MIN_NEAR_SHARE = 0.5  # of a multi-word topic's pairs that must be near (plus every word)
+NEAR_MARK = "~"  # prefix of near-pair features (no word contains it)
 COMBINE_POWER = 4  # soft maximum over a subscriber's topics (must stay 4: two square roots)
 
 # Priors
@@ -349,6 +359,12 @@ class TopicTerms:
     unigrams: tuple[str, ...]
     bigrams: tuple[str, ...]
 
+    @property
+    def pairs(self) -> tuple[str, ...]:
+        """The near-pair feature of each bigram (its two stems in any order)."""
+        found = {_near(*bigram.split(" ")) for bigram in self.bigrams}
+        return tuple(sorted(pair for pair in found if pair is not None))
+
     def weights(self) -> dict[str, float]:
         """Query weight of each feature; they add up to 1 (empty for a stopword-only
         text)."""
@@ -357,7 +373,11 @@ class TopicTerms:
         if not self.bigrams:
             share = 1.0 / len(self.unigrams)
             return {unigram: share for unigram in self.unigrams}
-        weights = {bigram: PHRASE_SHARE / len(self.bigrams) for bigram in self.bigrams}
+        pairs = self.pairs
+        phrase = PHRASE_SHARE if pairs else PHRASE_SHARE + NEAR_SHARE
+        weights = {bigram: phrase / len(self.bigrams) for bigram in self.bigrams}
+        for pair in pairs:
+            weights[pair] = NEAR_SHARE / len(pairs)
         for unigram in self.unigrams:
             weights[unigram] = WORD_SHARE / len(self.unigrams)
         return weights
@@ -423,12 +443,28 @@ class Analyzer:
         return TopicTerms(tuple(unigrams), tuple(bigrams))
 
 
+def _near(first: str, second: str) -> str | None:
+    """The near-pair feature of two stems (order-free); None for a repeated stem."""
+    if first == second:
+        return None
+    low, high = sorted((first, second))
+    return f"{NEAR_MARK}{low} {high}"
+
+
 def _count(norm: str, segments: Segments, *, surfaces: bool = True) -> TextFeatures:
     counts: dict[str, int] = {}
     found: dict[str, str] = {}
     length = 0
     for words in segments:
         length += len(words)
+        # Near pairs: each pair of different stems at most NEAR_WINDOW apart, counted once
+        # per position pair ("distilling large language models" holds "~distil model").
+        for index in range(1, len(words)):
+            stem = words[index][0]
+            for other in words[max(0, index - NEAR_WINDOW) : index]:
+                pair = _near(other[0], stem)
+                if pair is not None:
+                    counts[pair] = counts.get(pair, 0) + 1
         previous: tuple[str, int, int] | None = None
         for stem, start, end in words:
             counts[stem] = counts.get(stem, 0) + 1
@@ -655,7 +691,7 @@ class Ranker:
 
     # -------------------------------------------------------------------- internals
 
-    def _query(self, terms: Sequence[TopicTerms]) -> tuple[Any, Any, FloatArray]:
+    def _query(self, terms: Sequence[TopicTerms]) -> tuple[Any, Any, Any, FloatArray, FloatArray]:
         """For topics: the CSR (topics x features) query weights; the CSR of their words
         alone, each 1 / number of words (its product with presence is 1 when every word
         occurs); and each topic's best possible BM25F score (k1 + 1) * sum_t qw(t) *
@@ -667,6 +703,10 @@ class Ranker:
         word_rows: list[int] = []
         word_cols: list[int] = []
         word_vals: list[float] = []
+        pair_rows: list[int] = []
+        pair_cols: list[int] = []
+        pair_vals: list[float] = []
+        free = np.zeros(len(terms))
         best = np.zeros(len(terms))
         unknown_idf = math.log1p((len(self._papers) + 0.5) / 0.5)
         for row, term in enumerate(terms):
@@ -681,16 +721,29 @@ class Ranker:
                     cols.append(col)
                     vals.append(weight)
             best[row] = (K1 + 1.0) * total
-            for unigram in term.unigrams:
-                col = self._vocabulary.get(unigram)
+            # Every word counts 1 / (number of words); the pairs share 1 / MIN_NEAR_SHARE
+            # over the words' total, so `needed @ present >= 1 + 1` reads "every word and
+            # at least MIN_NEAR_SHARE of the pairs" (a topic without pairs gets its 1 free).
+            pairs = term.pairs
+            for feature in term.unigrams:
+                col = self._vocabulary.get(feature)
                 if col is not None:
                     word_rows.append(row)
                     word_cols.append(col)
                     word_vals.append(1.0 / len(term.unigrams))
+            if not pairs:
+                free[row] = 1.0
+            for feature in pairs:
+                col = self._vocabulary.get(feature)
+                if col is not None:
+                    pair_rows.append(row)
+                    pair_cols.append(col)
+                    pair_vals.append(1.0 / (MIN_NEAR_SHARE * len(pairs)))
         shape = (len(terms), len(self._vocabulary))
         query = sp.csr_matrix((vals, (rows, cols)), shape=shape)
         words = sp.csr_matrix((word_vals, (word_rows, word_cols)), shape=shape)
-        return query, words, best
+        near = sp.csr_matrix((pair_vals, (pair_rows, pair_cols)), shape=shape)
+        return query, words, near, free, best
 
     def _prepare(
         self, subscribers: Sequence[Subscriber], delivered: Mapping[str, Collection[str]]
@@ -748,12 +801,15 @@ class Ranker:
                             del_cols.append(col)
 
         # Topic x paper: normalised BM25F score, kept where the topic is relevant.
-        query, words, best = self._query(topics)
+        query, words, near, free, best = self._query(topics)
         inverse_best = np.divide(1.0, best, out=np.zeros_like(best), where=best > 0)
         score = sp.csr_matrix(sp.diags(inverse_best) @ query @ self._weights_t)
-        coverage = sp.csr_matrix(query @ self._present_t) >= COVERAGE_THRESHOLD - _EPS
         every_word = sp.csr_matrix(words @ self._present_t) >= 1.0 - _EPS
-        relevance = sp.csr_matrix(score.multiply(coverage.multiply(every_word)))
+        near_enough = sp.csr_matrix(near @ self._present_t)
+        if free.any():
+            near_enough = sp.csr_matrix(near_enough + sp.diags(free) @ every_word)
+        relevant = every_word.multiply(near_enough >= 1.0 - _EPS)
+        relevance = sp.csr_matrix(score.multiply(relevant))
         relevance.eliminate_zeros()
         n_topics = len(topics)
         extended: Any = sp.vstack([relevance, sp.csr_matrix((1, n_papers))]).tocsr()
