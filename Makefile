@@ -28,6 +28,7 @@ test: $(VENV)/.installed
 
 eval: $(VENV)/.installed
 	$(BIN)/python benchmarks/eval_ranking.py --model lexical
+	$(BIN)/python benchmarks/eval_ranking.py --model semantic
 
 clean:
 	rm -rf $(VENV) outbox newsletter.db newsletter.db-wal newsletter.db-shm
