@@ -1,18 +1,19 @@
 # Two commands on a fresh machine with Python 3.11:
 #   make demo   set up .venv, ingest the sample dumps, dry-run today's issue into outbox/
 #   make test   set up .venv with the test extras and run the whole test suite
+#   make eval   ranking quality on the judged set (benchmarks/relevance/), per profile
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check clean
+.PHONY: demo test eval check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,semantic]'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -26,6 +27,10 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+eval: $(VENV)/.installed
+	$(BIN)/python benchmarks/eval_ranking.py --model lexical
+	$(BIN)/python benchmarks/eval_ranking.py --model semantic
 
 clean:
 	rm -rf $(VENV) outbox newsletter.db newsletter.db-wal newsletter.db-shm

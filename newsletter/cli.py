@@ -30,15 +30,16 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.pipeline import ingest_file
+    from newsletter.pipeline import embedder_for, ingest_file
 
     results: list[dict[str, Any]] = []
     failed = 0
+    embedder = embedder_for(settings)
     with Store(settings.database_path) as store:
         for name in args.paths:
             path = Path(name)
             try:
-                report = ingest_file(store, path)
+                report = ingest_file(store, path, embedder)
             except DumpError as exc:
                 failed += 1
                 results.append({"file": str(path), "error": str(exc)})

@@ -22,6 +22,7 @@ from newsletter.dumps import Paper, read_dump
 from newsletter.errors import DumpError
 from newsletter.ranking import Pick, Ranker
 from newsletter.render import Digest, Renderer, build_message, message_id_for
+from newsletter.semantic import Embedder, load_embedder, paper_vectors, topic_vectors
 from newsletter.settings import Settings
 from newsletter.store import Issue, PlannedPick, Store
 from newsletter.subscribers import Subscriber, load_subscribers, unsubscribe_token
@@ -42,8 +43,34 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def ingest_file(store: Store, path: Path) -> IngestReport:
-    """Parse one dump file and record it; raises DumpError for a file that is not a dump."""
+def embedder_for(settings: Settings) -> Embedder | None:
+    """The semantic model when `ranking_model=semantic` and it is installed, else None
+    (rank lexically; `load_embedder` says so once)."""
+    return load_embedder() if settings.ranking_model == "semantic" else None
+
+
+def rank_pool(
+    store: Store,
+    pool: Sequence[Paper],
+    subscribers: Sequence[Subscriber],
+    *,
+    today: date,
+    delivered: dict[str, set[str]],
+    embedder: Embedder | None = None,
+) -> list[list[Pick]]:
+    """Rank a pool for subscribers; with an embedder, paper vectors come from the store
+    (embedded now only if missing) and each distinct topic is embedded once."""
+    if embedder is None:
+        return Ranker(pool, today=today).rank(subscribers, delivered=delivered)
+    ranker = Ranker(pool, today=today, paper_vectors=paper_vectors(store, embedder, pool))
+    return ranker.rank(
+        subscribers, delivered=delivered, topic_vectors=topic_vectors(embedder, subscribers)
+    )
+
+
+def ingest_file(store: Store, path: Path, embedder: Embedder | None = None) -> IngestReport:
+    """Parse one dump file and record it; raises DumpError for a file that is not a dump.
+    With an embedder, the new papers' vectors are computed and stored now, once."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -51,6 +78,8 @@ def ingest_file(store: Store, path: Path) -> IngestReport:
     dump = read_dump(path)
     received_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     result = store.ingest(dump, data=data, received_at=received_at)
+    if embedder is not None:
+        paper_vectors(store, embedder, dump.papers)
     return IngestReport(
         file=str(path),
         papers=len(dump.papers),
@@ -98,6 +127,7 @@ def plan_issue(
     *,
     issue_date: date,
     weekly_day: int = 0,
+    embedder: Embedder | None = None,
 ) -> Plan:
     """Rank the pool for every receiving subscriber. Weekly subscribers are included only
     on `weekly_day` (0 = Monday)."""
@@ -112,8 +142,10 @@ def plan_issue(
         pool = candidate_papers(store, issue_date=issue_date, frequency=frequency)
         if not pool:
             continue
-        ranker = Ranker(pool, today=issue_date)
-        for subscriber, chosen in zip(group, ranker.rank(group, delivered=delivered), strict=True):
+        ranked = rank_pool(
+            store, pool, group, today=issue_date, delivered=delivered, embedder=embedder
+        )
+        for subscriber, chosen in zip(group, ranked, strict=True):
             if chosen:
                 picks[subscriber.key] = chosen
     return Plan(issue_date, store.latest_dump_id(), picks, list(subscribers))
@@ -147,7 +179,13 @@ def build_issue(
     existing = store.find_issue(key, dry_run=dry_run)
     plan: Plan | None = None
     if existing is not None and dry_run:
-        plan = plan_issue(store, subscribers, issue_date=issue_date, weekly_day=settings.weekly_day)
+        plan = plan_issue(
+            store,
+            subscribers,
+            issue_date=issue_date,
+            weekly_day=settings.weekly_day,
+            embedder=embedder_for(settings),
+        )
         if existing.fingerprint == _fingerprint(plan):
             return existing
         store.delete_issue(existing.id)
@@ -155,7 +193,13 @@ def build_issue(
     elif existing is not None:
         return existing
     if plan is None:
-        plan = plan_issue(store, subscribers, issue_date=issue_date, weekly_day=settings.weekly_day)
+        plan = plan_issue(
+            store,
+            subscribers,
+            issue_date=issue_date,
+            weekly_day=settings.weekly_day,
+            embedder=embedder_for(settings),
+        )
     return store.create_issue(
         key=key,
         dry_run=dry_run,
@@ -237,7 +281,9 @@ def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list
     if not pool:
         return []
     delivered = store.delivered_paper_keys([subscriber.key])
-    return Ranker(pool, today=today).rank([subscriber], delivered=delivered)[0]
+    return rank_pool(
+        store, pool, [subscriber], today=today, delivered=delivered, embedder=embedder_for(settings)
+    )[0]
 
 
 def preview_digest(

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from newsletter.dumps import Dump, Paper
 from newsletter.errors import StoreError
 
-SCHEMA_VERSION = 1
+# 2: paper_embeddings (vectors of the semantic ranking model). Opening a version-1 file
+# adds the table (every CREATE below is IF NOT EXISTS) and records version 2.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -81,12 +86,20 @@ CREATE TABLE IF NOT EXISTS delivery_papers (
     PRIMARY KEY (issue_id, email, position)
 );
 CREATE INDEX IF NOT EXISTS delivery_papers_email ON delivery_papers(email);
+CREATE TABLE IF NOT EXISTS paper_embeddings (
+    key     TEXT NOT NULL REFERENCES papers(key),
+    model   TEXT NOT NULL,
+    vector  BLOB NOT NULL,
+    PRIMARY KEY (key, model)
+);
 CREATE TABLE IF NOT EXISTS unsubscribes (
     email   TEXT PRIMARY KEY,
     at      TEXT NOT NULL,
     source  TEXT NOT NULL
 );
 """
+
+FloatVector = npt.NDArray[np.float32]
 
 # `skipped`: the recipient unsubscribed or became inactive after the issue was built.
 STATUSES = ("pending", "sending", "sent", "failed", "skipped")
@@ -328,6 +341,31 @@ class Store:
             for row in self._db.execute(f"SELECT * FROM papers WHERE key IN ({marks})", chunk):
                 found[row["key"]] = _paper(row)
         return found
+
+    def embeddings(self, keys: Iterable[str], *, model: str) -> dict[str, FloatVector]:
+        """Stored vectors of `model` for these paper keys (absent keys are left out)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, FloatVector] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                f"SELECT key, vector FROM paper_embeddings WHERE model=? AND key IN ({marks})",
+                (model, *chunk),
+            ):
+                found[row["key"]] = np.frombuffer(row["vector"], dtype=np.float32).copy()
+        return found
+
+    def save_embeddings(self, vectors: Mapping[str, FloatVector], *, model: str) -> None:
+        """Store one vector of `model` per paper key (float32), replacing older ones."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO paper_embeddings(key, model, vector) VALUES (?, ?, ?)",
+                [
+                    (key, model, np.asarray(vector, dtype=np.float32).tobytes())
+                    for key, vector in vectors.items()
+                ],
+            )
 
     def paper_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM papers").fetchone()[0])

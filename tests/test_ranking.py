@@ -417,10 +417,11 @@ def reference_scores(pool: Sequence[Paper], subscribers: Sequence[Subscriber]) -
             parts = []
             for text, topic_weight in topics.items():
                 query = analyzer.topic_terms(text).weights()
-                coverage = sum(w for f, w in query.items() if weight(d, f) > 0)
                 best = (ranking.K1 + 1) * sum(w * idf(f) for f, w in query.items())
-                every_word = all(weight(d, f) > 0 for f in analyzer.topic_terms(text).unigrams)
-                if coverage >= ranking.COVERAGE_THRESHOLD - 1e-9 and every_word:
+                terms = analyzer.topic_terms(text)
+                every_word = bool(terms.unigrams) and all(weight(d, f) > 0 for f in terms.unigrams)
+                near = sum(1 for f in terms.pairs if weight(d, f) > 0)
+                if every_word and near >= ranking.MIN_NEAR_SHARE * len(terms.pairs) - 1e-9:
                     bm25 = sum(w * weight(d, f) for f, w in query.items())
                     parts.append(topic_weight * bm25 / best)
             relevance = sum(x**4 for x in parts) ** 0.25

