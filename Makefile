@@ -12,11 +12,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,semantic]'
+# The demo needs only the product; the tests also need the test tools and the semantic
+# extra (sentence-transformers on the CPU build of torch), so the suite covers both paths.
+$(VENV)/.installed-app: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-demo: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,semantic]'
+	touch $@ $(VENV)/.installed-app
+
+demo: $(VENV)/.installed-app
 	@test -f subscribers.yaml || { cp subscribers.example.yaml subscribers.yaml; echo "Created subscribers.yaml from subscribers.example.yaml"; }
 	$(BIN)/newsletter ingest samples/dumps/*.txt
 	$(BIN)/newsletter send --dry-run
