@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check clean
+.PHONY: demo test check clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# One table: parse, rank, render, build, the dry run and SMTP sending, each next to the
+# ceiling measured in the same run. Smaller: make bench BENCH_ARGS="--subscribers 10000"
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_issue.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) outbox newsletter.db newsletter.db-wal newsletter.db-shm
