@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test eval check clean
+.PHONY: demo test eval bench check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: $(VENV)/.installed
 eval: $(VENV)/.installed
 	$(BIN)/python benchmarks/eval_ranking.py --model lexical
 	$(BIN)/python benchmarks/eval_ranking.py --model semantic
+
+# One table: parse, rank, render, build, the dry run and SMTP sending, each next to the
+# ceiling measured in the same run. Smaller: make bench BENCH_ARGS="--subscribers 10000"
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_issue.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) outbox newsletter.db newsletter.db-wal newsletter.db-shm

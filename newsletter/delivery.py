@@ -8,6 +8,7 @@ message is on disk (dry run) or accepted by the server.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
@@ -267,6 +268,60 @@ class Progress:
             sys.stderr.write("\n")
 
 
+def claim_batch(concurrency: int) -> int:
+    """Rows claimed `sending` in one transaction (and confirmed `sent` in one)."""
+    return max(8, 2 * concurrency)
+
+
+def claim_window(concurrency: int) -> int:
+    """The most rows `sending` at any moment, so the most messages that can arrive twice
+    after a crash (the next run sends every `sending` row again)."""
+    return 2 * claim_batch(concurrency)
+
+
+class ClaimWindow:
+    """The ledger side of sending, batched: one commit per batch instead of two per
+    message (each commit is a disk sync, which would cap a fast server at a few
+    hundred messages per second).
+
+    Rows are claimed `sending` a batch at a time, before any of them is handed to a
+    connection; a message the server accepted is confirmed in memory and committed
+    `sent` at the next claim (or at the end). A new batch is claimed only when the
+    claimed-but-unfinished rows leave room in the window, and the confirmations are
+    committed first, so at most `window` rows are `sending` in the database at any
+    moment: the bound on duplicates after a crash (`claim_window`)."""
+
+    def __init__(self, store: Store, issue_id: int, batch: int) -> None:
+        self.store = store
+        self.issue_id = issue_id
+        self.batch = batch
+        self.window = 2 * batch
+        self.open = 0  # claimed, not yet finished (sent, failed or given back)
+        self.confirmed: list[str] = []  # accepted by the server, `sent` not yet committed
+        self._changed = asyncio.Event()
+
+    async def claim(self, emails: list[str]) -> None:
+        while self.open and self.open + len(emails) > self.window:
+            self._changed.clear()
+            await self._changed.wait()
+        self.flush()
+        self.store.mark_many(self.issue_id, emails, "sending", attempt=True)
+        self.open += len(emails)
+
+    def confirm(self, email: str) -> None:
+        self.confirmed.append(email)
+
+    def release(self) -> None:
+        """One claimed row is finished (whatever its outcome)."""
+        self.open -= 1
+        self._changed.set()
+
+    def flush(self) -> None:
+        if self.confirmed:
+            self.store.mark_many(self.issue_id, self.confirmed, "sent")
+            self.confirmed = []
+
+
 async def send_over_smtp(
     settings: Settings,
     store: Store,
@@ -280,7 +335,10 @@ async def send_over_smtp(
     """Send every message over `smtp_concurrency` reused connections.
 
     Ledger rule per message: `sending` is committed before the message is handed to the
-    server, `sent` right after its 250 reply to DATA. A 5xx reply marks it `failed` (no
+    server (claimed with its batch, see `ClaimWindow`), `sent` after its 250 reply to
+    DATA (committed with the next claim, or at the end). A crash leaves at most
+    `claim_window(smtp_concurrency)` rows `sending`; the next run sends those again, so
+    that many messages at most can arrive twice. A 5xx reply marks it `failed` (no
     retry). 4xx replies, timeouts and drops are retried on a fresh connection with backoff,
     up to `smtp_max_attempts`, then marked `failed` (a later run retries those). After
     `smtp_pause_after` consecutive transient failures the run pauses: nothing more is
@@ -306,11 +364,21 @@ async def send_over_smtp(
             "and that the server runs, then run 'newsletter send' again"
         ) from exc
 
+    claims = ClaimWindow(store, issue_id, claim_batch(settings.smtp_concurrency))
+    unclaimed: list[str] = []  # claimed, then not sent because the run stopped
+
     async def produce() -> None:
-        for item in outgoing:
-            if stop.is_set():
+        items = iter(outgoing)
+        while not stop.is_set():
+            batch = list(itertools.islice(items, claims.batch))
+            if not batch:
                 break
-            await queue.put(item)
+            await claims.claim([item.email for item in batch])
+            for index, item in enumerate(batch):
+                if stop.is_set():
+                    unclaimed.extend(i.email for i in batch[index:])
+                    break
+                await queue.put(item)
         for _ in range(settings.smtp_concurrency):
             await queue.put(None)
 
@@ -318,12 +386,16 @@ async def send_over_smtp(
         try:
             while (item := await queue.get()) is not None:
                 if stop.is_set():
-                    continue  # drain the queue; the row stays pending
+                    unclaimed.append(item.email)  # drain the queue; the row goes back to pending
+                    claims.release()
+                    continue
                 try:
                     client = await deliver_one(client, item)
                 except NewsletterError as exc:
                     fatal.append(exc)
                     stop.set()
+                finally:
+                    claims.release()
         finally:
             if client is not None and client.is_connected:
                 try:
@@ -335,12 +407,14 @@ async def send_over_smtp(
         message = item.build()
         for attempt in range(1, settings.smtp_max_attempts + 1):
             if stop.is_set():
+                store.mark(issue_id, item.email, "pending")
                 return client
             await limiter.acquire()
             try:
                 if client is None or not client.is_connected:
                     client = await connect(settings)
-                store.mark(issue_id, item.email, "sending", attempt=True)
+                if attempt > 1:  # the first attempt was claimed with its batch
+                    store.mark(issue_id, item.email, "sending", attempt=True)
                 await asyncio.wait_for(
                     client.sendmail(sender, [item.to_address], message),
                     timeout=settings.smtp_timeout,
@@ -394,7 +468,7 @@ async def send_over_smtp(
                 stats.retried += 1
                 await asyncio.sleep(backoff_delay(attempt, settings.smtp_retry_base_delay))
                 continue
-            store.mark(issue_id, item.email, "sent")
+            claims.confirm(item.email)
             breaker.ok()
             stats.sent += 1
             bar.update()
@@ -405,6 +479,9 @@ async def send_over_smtp(
     try:
         await asyncio.gather(produce(), *(worker(c) for c in clients))
     finally:
+        claims.flush()  # what the server accepted is recorded, even when the run failed
+        if unclaimed:
+            store.mark_many(issue_id, unclaimed, "pending")
         bar.close()
     if fatal:
         raise fatal[0]

@@ -11,12 +11,14 @@ import functools
 import hashlib
 import logging
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
+from newsletter.compose import IssueContext, Job, MessagePool, chunked, worker_count
 from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
 from newsletter.dumps import Paper, read_dump
 from newsletter.errors import DumpError
@@ -49,6 +51,9 @@ def embedder_for(settings: Settings) -> Embedder | None:
     return load_embedder() if settings.ranking_model == "semantic" else None
 
 
+RANK_CHUNK = 10_000  # subscribers ranked at once: bounds the Pick objects alive
+
+
 def rank_pool(
     store: Store,
     pool: Sequence[Paper],
@@ -57,15 +62,18 @@ def rank_pool(
     today: date,
     delivered: dict[str, set[str]],
     embedder: Embedder | None = None,
-) -> list[list[Pick]]:
-    """Rank a pool for subscribers; with an embedder, paper vectors come from the store
-    (embedded now only if missing) and each distinct topic is embedded once."""
-    if embedder is None:
-        return Ranker(pool, today=today).rank(subscribers, delivered=delivered)
-    ranker = Ranker(pool, today=today, paper_vectors=paper_vectors(store, embedder, pool))
-    return ranker.rank(
-        subscribers, delivered=delivered, topic_vectors=topic_vectors(embedder, subscribers)
-    )
+) -> Iterator[tuple[Subscriber, list[Pick]]]:
+    """Each subscriber with their picks from `pool`, ranked RANK_CHUNK at a time against
+    one index (the same picks as all at once: each subscriber is ranked on their own).
+    With an embedder, paper vectors come from the store (embedded now only if missing)
+    and each distinct topic of a chunk is embedded once."""
+    vectors = paper_vectors(store, embedder, pool) if embedder is not None else None
+    ranker = Ranker(pool, today=today, paper_vectors=vectors)
+    for start in range(0, len(subscribers), RANK_CHUNK):
+        chunk = subscribers[start : start + RANK_CHUNK]
+        topics = topic_vectors(embedder, chunk) if embedder is not None else None
+        ranked = ranker.rank(chunk, delivered=delivered, topic_vectors=topics)
+        yield from zip(chunk, ranked, strict=True)
 
 
 def ingest_file(store: Store, path: Path, embedder: Embedder | None = None) -> IngestReport:
@@ -121,20 +129,19 @@ class Plan:
     subscribers: list[Subscriber]
 
 
-def plan_issue(
+def _ranked_for_issue(
     store: Store,
     subscribers: Sequence[Subscriber],
     *,
     issue_date: date,
-    weekly_day: int = 0,
-    embedder: Embedder | None = None,
-) -> Plan:
-    """Rank the pool for every receiving subscriber. Weekly subscribers are included only
-    on `weekly_day` (0 = Monday)."""
+    weekly_day: int,
+    embedder: Embedder | None,
+) -> Iterator[tuple[Subscriber, list[Pick]]]:
+    """Every receiving subscriber with picks, for an issue on `issue_date`. Weekly
+    subscribers are included only on `weekly_day` (0 = Monday)."""
     unsubscribed = store.unsubscribed()
     receiving = [s for s in subscribers if is_receiving(s, unsubscribed)]
     delivered = store.delivered_paper_keys({s.key for s in receiving})
-    picks: dict[str, list[Pick]] = {}
     for frequency in ("daily", "weekly"):
         group = [s for s in receiving if s.frequency == frequency]
         if not group or (frequency == "weekly" and issue_date.weekday() != weekly_day):
@@ -145,19 +152,57 @@ def plan_issue(
         ranked = rank_pool(
             store, pool, group, today=issue_date, delivered=delivered, embedder=embedder
         )
-        for subscriber, chosen in zip(group, ranked, strict=True):
-            if chosen:
-                picks[subscriber.key] = chosen
+        yield from ((subscriber, chosen) for subscriber, chosen in ranked if chosen)
+
+
+def plan_issue(
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    *,
+    issue_date: date,
+    weekly_day: int = 0,
+    embedder: Embedder | None = None,
+) -> Plan:
+    """Who would get what in an issue on `issue_date` (nothing is stored)."""
+    picks = {
+        subscriber.key: chosen
+        for subscriber, chosen in _ranked_for_issue(
+            store, subscribers, issue_date=issue_date, weekly_day=weekly_day, embedder=embedder
+        )
+    }
     return Plan(issue_date, store.latest_dump_id(), picks, list(subscribers))
 
 
-def _fingerprint(plan: Plan) -> str:
+def _fingerprint_rows(rows: Sequence[tuple[str, Sequence[PlannedPick]]]) -> str:
     digest = hashlib.sha256()
-    for key in sorted(plan.picks):
+    for key, picks in sorted(rows, key=lambda row: row[0]):
         digest.update(key.encode())
-        for pick in plan.picks[key]:
-            digest.update(b"\0" + pick.paper.key.encode() + f"{pick.score:.6f}".encode())
+        for pick in picks:
+            digest.update(b"\0" + pick.paper_key.encode() + f"{pick.score:.6f}".encode())
     return digest.hexdigest()[:16]
+
+
+def _planned(pick: Pick, reasons: dict[str, str]) -> PlannedPick:
+    why = pick.why
+    return PlannedPick(pick.paper.key, pick.score, reasons.setdefault(why, why))
+
+
+def _plan_rows(
+    settings: Settings, store: Store, subscribers: Sequence[Subscriber], *, issue_date: date
+) -> list[tuple[str, list[PlannedPick]]]:
+    """The plan as compact ledger rows, the reasons shared (many recipients get the same
+    paper for the same reason), so 100k recipients fit in a few hundred MB."""
+    reasons: dict[str, str] = {}
+    return [
+        (subscriber.key, [_planned(p, reasons) for p in chosen])
+        for subscriber, chosen in _ranked_for_issue(
+            store,
+            subscribers,
+            issue_date=issue_date,
+            weekly_day=settings.weekly_day,
+            embedder=embedder_for(settings),
+        )
+    ]
 
 
 def build_issue(
@@ -177,39 +222,23 @@ def build_issue(
     """
     key = key or issue_date.isoformat()
     existing = store.find_issue(key, dry_run=dry_run)
-    plan: Plan | None = None
-    if existing is not None and dry_run:
-        plan = plan_issue(
-            store,
-            subscribers,
-            issue_date=issue_date,
-            weekly_day=settings.weekly_day,
-            embedder=embedder_for(settings),
-        )
-        if existing.fingerprint == _fingerprint(plan):
+    if existing is not None and not dry_run:
+        return existing
+    rows = _plan_rows(settings, store, subscribers, issue_date=issue_date)
+    last_dump_id = store.latest_dump_id()
+    fingerprint = _fingerprint_rows(rows)
+    if existing is not None:
+        if existing.fingerprint == fingerprint:
             return existing
         store.delete_issue(existing.id)
         shutil.rmtree(OutboxWriter.folder_for(settings.outbox_dir, key), ignore_errors=True)
-    elif existing is not None:
-        return existing
-    if plan is None:
-        plan = plan_issue(
-            store,
-            subscribers,
-            issue_date=issue_date,
-            weekly_day=settings.weekly_day,
-            embedder=embedder_for(settings),
-        )
     return store.create_issue(
         key=key,
         dry_run=dry_run,
         issue_date=issue_date,
-        last_dump_id=plan.last_dump_id,
-        fingerprint=_fingerprint(plan),
-        plan=[
-            (email, [PlannedPick(p.paper.key, p.score, p.why) for p in picks])
-            for email, picks in plan.picks.items()
-        ],
+        last_dump_id=last_dump_id,
+        fingerprint=fingerprint,
+        plan=rows,
     )
 
 
@@ -281,9 +310,10 @@ def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list
     if not pool:
         return []
     delivered = store.delivered_paper_keys([subscriber.key])
-    return rank_pool(
+    ((_, picks),) = rank_pool(
         store, pool, [subscriber], today=today, delivered=delivered, embedder=embedder_for(settings)
-    )[0]
+    )
+    return picks
 
 
 def preview_digest(
@@ -339,40 +369,64 @@ def recipients_now(
 
 
 def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None) -> SendReport:
-    """Write the issue as one `.eml` per recipient under `outbox_dir/<issue>/`."""
+    """Write the issue as one `.eml` per recipient under `outbox_dir/<issue>/`.
+
+    Large issues are composed and written by worker processes (see `compose`), chunk by
+    chunk, while this process keeps the ledger: a chunk's rows are claimed `sending` in
+    one transaction before it is handed out, and marked `sent` in one transaction after
+    its files are renamed into place. A crash leaves at most the chunks in flight
+    `sending`; the next run writes them again (a file write is safe to repeat)."""
     subscribers = load_subscribers(settings.subscribers_file)
     issue_date = issue_date or issue_date_now(settings)
     # Preflight: templates compile before anything is built or written.
     renderer = Renderer(settings.templates_dir)
     issue = build_issue(settings, store, subscribers, dry_run=True, issue_date=issue_date)
-    composer = Composer(settings, store, issue, renderer, source_line(store, issue.last_dump_id))
     writer = OutboxWriter(settings.outbox_dir, issue.key)
-    store.settle_in_flight(issue.id, to="pending")  # a file write is safe to repeat
+    store.settle_in_flight(issue.id, to="pending")
     allowed = recipients_now(settings, store, subscribers)
     skipped: list[str] = []
+    todo: list[str] = []
     for delivery in store.deliveries(issue.id, statuses=("pending",)):
-        subscriber = allowed.get(delivery.email)
-        if subscriber is None:
-            store.mark(issue.id, delivery.email, "skipped", message="unsubscribed or inactive")
-            skipped.append(delivery.email)
-            continue
-        store.mark(issue.id, delivery.email, "sending", attempt=True)
-        writer.write(subscriber.email, composer.message(subscriber))
-        store.mark(issue.id, delivery.email, "sent")
-    lines = []
-    for delivery in store.deliveries(issue.id, statuses=("sent",)):
-        planned = store.planned_picks(issue.id, delivery.email)
-        top = store.papers_by_key([planned[0].paper_key])[planned[0].paper_key]
-        lines.append(
-            RecipientLine(
-                delivery.email,
-                len(planned),
-                top.title,
-                planned[0].score,
-                writer.path_for(delivery.email),
-            )
-        )
+        (todo if delivery.email in allowed else skipped).append(delivery.email)
+    for email in skipped:
+        store.mark(issue.id, email, "skipped", message="unsubscribed or inactive")
+    if todo:
+        context = issue_context(settings, store, issue)
+        workers = worker_count(settings, len(todo))
+        with MessagePool(context, workers=workers, renderer=renderer) as pool:
+            in_flight: dict[Future[list[str]], Sequence[str]] = {}
+            chunks = chunked(todo)
+            more = True
+            while more or in_flight:
+                while more and len(in_flight) < pool.window:
+                    emails = next(chunks, None)
+                    if emails is None:
+                        more = False
+                        break
+                    planned = store.planned_picks_many(issue.id, emails)
+                    jobs = [Job(allowed[e], tuple(planned[e])) for e in emails]
+                    store.mark_many(issue.id, emails, "sending", attempt=True)
+                    in_flight[pool.write(jobs)] = emails
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                written = [email for future in done for email in future.result()]
+                for future in done:
+                    del in_flight[future]
+                store.mark_many(issue.id, written, "sent")
+    lines = [
+        RecipientLine(email, papers, title, score, writer.path_for(email))
+        for email, papers, title, score in store.recipient_summaries(issue.id)
+    ]
     return SendReport(issue, store.counts(issue.id), lines, writer.folder, skipped)
+
+
+def issue_context(settings: Settings, store: Store, issue: Issue) -> IssueContext:
+    """What every message of the issue shares, the papers of all its picks included."""
+    return IssueContext(
+        settings=settings,
+        issue=issue,
+        source=source_line(store, issue.last_dump_id),
+        papers=store.issue_papers(issue.id),
+    )
 
 
 def deliver(
@@ -385,7 +439,8 @@ def deliver(
     """Send the issue of `issue_date` (default today) over SMTP; re-runs send what is left.
 
     Rows left `sending` by a crash are sent again (the message may or may not have reached
-    the server before the crash: at most the messages in flight then can arrive twice;
+    the server before the crash: at most `claim_window(smtp_concurrency)` messages, the
+    rows claimed but not yet confirmed then, can arrive twice;
     their Message-ID is the same, so clients can fold them). Rows that failed transiently
     are retried; permanent failures (5xx) are not.
     """

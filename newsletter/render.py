@@ -22,8 +22,10 @@ compares the files' modification stamps (three `stat` calls) and reloads them wh
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
+import secrets
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -590,8 +592,14 @@ def _fold_address(name: str, address: Address, linesep: str) -> bytes | None:
     addr_spec = address.addr_spec
     if not addr_spec.isascii():
         return None
+    return _fold_encoded(name, address.display_name, f"<{addr_spec}>", linesep)
+
+
+def _fold_encoded(name: str, text: str, tail: str, linesep: str) -> bytes:
+    """`Name: <encoded words of text> tail`, folded between tokens at 78 columns (an
+    encoded word is never split, so no line exceeds 998 octets)."""
     lines = [f"{name}:"]
-    for token in [*_encoded_words(address.display_name), f"<{addr_spec}>"]:
+    for token in [*_encoded_words(text), *([tail] if tail else [])]:
         if len(lines[-1]) + 1 + len(token) > _HEADER_WIDTH and lines[-1] != f"{name}:":
             lines.append("")
         lines[-1] += " " + token
@@ -620,7 +628,7 @@ def _recipient(subscriber: Subscriber) -> tuple[Address, _MessagePolicy]:
     return Address(display_name=name, username=local, domain=domain), _SMTPUTF8
 
 
-def build_message(
+def build_message_reference(
     *,
     from_address: str,
     subscriber: Subscriber,
@@ -629,11 +637,9 @@ def build_message(
     message_id: str,
     date: datetime,
 ) -> bytes:
-    """The bytes of one digest email: multipart/alternative (text first, HTML last, both
-    UTF-8 quoted-printable so no line exceeds 998 octets), one-click unsubscribe headers,
-    CRLF line ends, policy SMTP (SMTPUTF8 only for a non-ASCII local part, see
-    `_recipient`). Header values are sanitised (see `header_value`): a CR, LF or NUL in
-    a name, subject or URL can never start a header of its own."""
+    """The reference builder (`EmailMessage` and `as_bytes()`, ~3 ms): what
+    `build_message` must equal once parsed; it also builds the rare messages the fast
+    path hands over (a non-ASCII local part, which needs SMTPUTF8)."""
     recipient, policy = _recipient(subscriber)
     msg = EmailMessage(policy=policy)
     msg["From"] = header_value(from_address)
@@ -650,6 +656,150 @@ def build_message(
         _body_text(digest.html), subtype="html", charset="utf-8", cte="quoted-printable"
     )
     return msg.as_bytes()
+
+
+# The fast builder: the same message assembled directly as bytes (~0.1 ms instead of
+# ~3 ms). Every header it writes is either one it can write exactly (plain ASCII that
+# needs no quoting, encoded words for the rest of a Subject, the same encoder as the
+# reference for a non-ASCII display name) or handed to the reference policy's folder,
+# so the standard parser reads back the same values; `tests/test_render.py` checks this
+# with Hypothesis against `build_message_reference`.
+
+_CRLF = "\r\n"
+_PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9 '_-]*\Z")  # atext and spaces: never quoted
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
+_LONGEST_PLAIN_WORD = 70  # a longer unbroken word cannot be folded: encode it
+_TEXT_PART = (
+    'Content-Type: text/plain; charset="utf-8"\r\n'
+    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+).encode("ascii")
+_HTML_PART = (
+    'Content-Type: text/html; charset="utf-8"\r\n'
+    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+).encode("ascii")
+
+
+def _folded_by_policy(name: str, value: Any, policy: _MessagePolicy = _SMTP) -> bytes:
+    """One header exactly as the reference writes it (for the values the fast path does
+    not write itself)."""
+    return policy.fold_binary(name, policy.header_factory(name, value))
+
+
+@lru_cache(maxsize=16)
+def _from_line(from_address: str) -> bytes:
+    return _folded_by_policy("From", header_value(from_address))
+
+
+def _subject_line(subject: str) -> bytes:
+    """Printable ASCII folded at spaces; anything else as RFC 2047 encoded words (the
+    parser drops the folding whitespace between encoded words, so spaces are encoded
+    inside them)."""
+    if (
+        _PRINTABLE.match(subject)
+        and "=?" not in subject
+        and all(len(word) <= _LONGEST_PLAIN_WORD for word in subject.split(" "))
+    ):
+        lines = ["Subject:"]
+        for word in subject.split(" ") if subject else [""]:
+            if len(lines[-1]) + 1 + len(word) > _HEADER_WIDTH and lines[-1] != "Subject:":
+                lines.append("")
+            lines[-1] += " " + word
+        return (_CRLF.join(lines) + _CRLF).encode("ascii")
+    return _fold_encoded("Subject", subject, "", _CRLF)
+
+
+def _to_line(subscriber: Subscriber) -> bytes | None:
+    """The To header, or None when only SMTPUTF8 can carry the address."""
+    name = header_value(subscriber.name or "")
+    local, _, domain = header_value(subscriber.email).rpartition("@")
+    if not local.isascii():
+        return None
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    addr_spec = f"{local}@{domain}"
+    if _DOT_ATOM.match(local) and _DOMAIN.match(domain):
+        if not name:
+            line = f"To: {addr_spec}"
+            if len(line) <= _HEADER_WIDTH:
+                return (line + _CRLF).encode("ascii")
+        elif _PLAIN_NAME.match(name):
+            line = f"To: {name} <{addr_spec}>"
+            if len(line) <= _HEADER_WIDTH:
+                return (line + _CRLF).encode("ascii")
+        elif not name.isascii():
+            return _fold_encoded("To", name, f"<{addr_spec}>", _CRLF)
+    return _folded_by_policy("To", Address(display_name=name, addr_spec=addr_spec))
+
+
+def _unfolded_line(name: str, value: str) -> bytes:
+    """An id or URL header on one line, as the reference policy writes them."""
+    if value.isascii() and len(name) + len(value) + 2 <= MAX_LINE_CHARS:
+        return f"{name}: {value}{_CRLF}".encode("ascii")
+    return _folded_by_policy(name, value)
+
+
+def _qp_body(text: str) -> bytes:
+    """Quoted-printable UTF-8 with CRLF line ends: the same line splitting as the
+    reference (every CR, LF or CRLF ends a line; the body ends with a line end), lines
+    of at most 76 octets (soft breaks), so no line can exceed 998."""
+    lines = text.encode("utf-8", "replace").splitlines()
+    return binascii.b2a_qp(b"\r\n".join(lines) + b"\r\n", istext=True)
+
+
+def build_message(
+    *,
+    from_address: str,
+    subscriber: Subscriber,
+    digest: Digest,
+    unsubscribe_url: str,
+    message_id: str,
+    date: datetime,
+) -> bytes:
+    """The bytes of one digest email: multipart/alternative (text first, HTML last, both
+    UTF-8 quoted-printable so no line exceeds 998 octets), one-click unsubscribe headers,
+    CRLF line ends, 7-bit headers (a non-ASCII local part, which only SMTPUTF8 can
+    express, is built by `build_message_reference`). Header values are sanitised (see
+    `header_value`): a CR, LF or NUL in a name, subject or URL can never start a header
+    of its own.
+
+    Assembled directly (no `EmailMessage`): the standard parser reads it back into the
+    same header values and decoded parts as `build_message_reference`. The boundary
+    starts with "=_", which a quoted-printable body can never contain ("=" there is
+    always followed by two hex digits or a line end)."""
+    to_line = _to_line(subscriber)
+    if to_line is None:
+        return build_message_reference(
+            from_address=from_address,
+            subscriber=subscriber,
+            digest=digest,
+            unsubscribe_url=unsubscribe_url,
+            message_id=message_id,
+            date=date,
+        )
+    boundary = f"=_{secrets.token_hex(12)}".encode("ascii")
+    return b"".join(
+        (
+            _from_line(from_address),
+            to_line,
+            _subject_line(header_value(digest.subject)),
+            f"Date: {format_datetime(date)}\r\n".encode("ascii"),
+            _unfolded_line("Message-ID", header_value(message_id)),
+            _unfolded_line("List-Unsubscribe", f"<{header_value(unsubscribe_url)}>"),
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            b"MIME-Version: 1.0\r\n",
+            b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n',
+            b"--" + boundary + b"\r\n" + _TEXT_PART,
+            _qp_body(digest.text),
+            b"\r\n--" + boundary + b"\r\n" + _HTML_PART,
+            _qp_body(digest.html),
+            b"\r\n--" + boundary + b"--\r\n",
+        )
+    )
 
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     weekly_day: int = Field(default=0, ge=0, le=6)  # weekday of weekly issues, 0 = Monday
 
+    # Composing: worker processes that render and build messages (None: one per core
+    # for large issues, in-process for small ones; 0: always in-process)
+    compose_workers: int | None = Field(default=None, ge=0, le=64)
+
     # Ranking
     ranking_model: Literal["lexical", "semantic"] = "lexical"
 

@@ -418,20 +418,23 @@ class Store:
                 (key, int(dry_run), issue_date.isoformat(), created, last_dump_id, fingerprint),
             ).lastrowid
             assert issue_id is not None
-            for email, picks in plan:
-                db.execute(
-                    "INSERT INTO deliveries(issue_id, email, status, updated_at)"
-                    " VALUES (?, ?, 'pending', ?)",
-                    (issue_id, email, created),
-                )
-                db.executemany(
-                    "INSERT INTO delivery_papers(issue_id, email, position, paper_key, score, why)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (issue_id, email, position, pick.paper_key, pick.score, pick.why)
-                        for position, pick in enumerate(picks)
-                    ],
-                )
+            rows = plan if isinstance(plan, Sequence) else list(plan)
+            # Two executemany calls in one transaction: 100k recipients and their ~1M
+            # picks go in within seconds (a statement per row would take minutes).
+            db.executemany(
+                "INSERT INTO deliveries(issue_id, email, status, updated_at)"
+                " VALUES (?, ?, 'pending', ?)",
+                ((issue_id, email, created) for email, _ in rows),
+            )
+            db.executemany(
+                "INSERT INTO delivery_papers(issue_id, email, position, paper_key, score, why)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    (issue_id, email, position, pick.paper_key, pick.score, pick.why)
+                    for email, picks in rows
+                    for position, pick in enumerate(picks)
+                ),
+            )
             return Issue(issue_id, key, dry_run, issue_date, created, last_dump_id, fingerprint)
 
     def delete_issue(self, issue_id: int) -> None:
@@ -448,6 +451,49 @@ class Store:
             (issue_id, email),
         )
         return [PlannedPick(row["paper_key"], row["score"], row["why"]) for row in rows]
+
+    def planned_picks_many(
+        self, issue_id: int, emails: Sequence[str]
+    ) -> dict[str, list[PlannedPick]]:
+        """`planned_picks` for many recipients in one query per 500 addresses."""
+        found: dict[str, list[PlannedPick]] = {email: [] for email in emails}
+        for start in range(0, len(emails), 500):
+            chunk = list(emails[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT email, paper_key, score, why FROM delivery_papers"
+                f" WHERE issue_id=? AND email IN ({marks}) ORDER BY email, position",
+                (issue_id, *chunk),
+            )
+            for email, paper_key, score, why in rows:
+                found[email].append(PlannedPick(paper_key, score, why))
+        return found
+
+    def issue_papers(self, issue_id: int) -> dict[str, Paper]:
+        """Every paper picked for anyone in the issue, by key."""
+        rows = self._db.execute(
+            "SELECT * FROM papers WHERE key IN"
+            " (SELECT DISTINCT paper_key FROM delivery_papers WHERE issue_id=?)",
+            (issue_id,),
+        )
+        return {row["key"]: _paper(row) for row in rows}
+
+    def recipient_summaries(self, issue_id: int) -> list[tuple[str, int, str, float]]:
+        """(email, papers, top title, top score) of every `sent` row, in ledger order:
+        one query, for the report of a large issue."""
+        rows = self._db.execute(
+            "SELECT d.email,"
+            " (SELECT COUNT(*) FROM delivery_papers c"
+            "   WHERE c.issue_id = d.issue_id AND c.email = d.email),"
+            " p.title, dp.score"
+            " FROM deliveries d"
+            " JOIN delivery_papers dp"
+            "   ON dp.issue_id = d.issue_id AND dp.email = d.email AND dp.position = 0"
+            " JOIN papers p ON p.key = dp.paper_key"
+            " WHERE d.issue_id = ? AND d.status = 'sent' ORDER BY d.rowid",
+            (issue_id,),
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     def deliveries(self, issue_id: int, *, statuses: Sequence[str] = STATUSES) -> list[Delivery]:
         marks = ",".join("?" * len(statuses))
@@ -483,6 +529,21 @@ class Store:
             " attempts = attempts + ? WHERE issue_id=? AND email=?",
             (status, code, message, _now(), int(attempt), issue_id, email),
         )
+
+    def mark_many(
+        self, issue_id: int, emails: Iterable[str], status: str, *, attempt: bool = False
+    ) -> None:
+        """`mark` for a batch of rows in one transaction (one commit, one sync): how
+        large issues claim rows `sending` and confirm them `sent`."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown delivery status {status!r}")
+        now = _now()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET status=?, code=NULL, message=NULL, updated_at=?,"
+                " attempts = attempts + ? WHERE issue_id=? AND email=?",
+                ((status, now, int(attempt), issue_id, email) for email in emails),
+            )
 
     def settle_in_flight(self, issue_id: int, *, to: str = "pending") -> int:
         """Rows left `sending` by a crash: move them to `to`; returns how many."""

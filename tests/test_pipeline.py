@@ -160,3 +160,41 @@ def test_weekly_subscribers_only_on_their_day(settings: Settings, store: Store) 
     monday = plan_issue(store, subscribers, issue_date=date(2026, 11, 23), weekly_day=0)
     tuesday = plan_issue(store, subscribers, issue_date=date(2026, 11, 24), weekly_day=0)
     assert monday.picks and not tuesday.picks
+
+
+def _content(message: EmailMessage) -> tuple[object, ...]:
+    """What a reader sees of a message (Date and the MIME boundary vary per build)."""
+    headers = [(k, str(v)) for k, v in message.items() if k not in ("Date", "Content-Type")]
+    return (headers, [part.get_content() for part in message.iter_parts()])
+
+
+def test_dry_run_on_worker_processes_writes_the_same_messages(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = dry_run(settings, store, issue_date=ISSUE_DATE)
+    assert first.folder is not None
+    in_process = {p.name: _content(read_eml(p)) for p in first.folder.glob("*.eml")}
+    assert in_process
+    store.delete_issue(first.issue.id)  # the next run builds and writes it all again
+    for path in first.folder.glob("*.eml"):
+        path.unlink()
+    monkeypatch.setenv("NEWSLETTER_COMPOSE_WORKERS", "2")
+    pooled = load_settings()
+    assert pooled.compose_workers == 2
+    report = dry_run(pooled, store, issue_date=ISSUE_DATE)
+    assert report.folder == first.folder
+    assert {p.name: _content(read_eml(p)) for p in report.folder.glob("*.eml")} == in_process
+    assert not list(report.folder.glob(".*"))  # no temporary file left behind
+    assert report.counts["sent"] == len(in_process) and report.complete
+    assert [line.email for line in report.recipients] == [line.email for line in first.recipients]
+
+
+def test_dry_run_redoes_rows_a_crash_left_sending(settings: Settings, store: Store) -> None:
+    first = dry_run(settings, store, issue_date=ISSUE_DATE)
+    assert first.folder is not None and first.recipients
+    victim = first.recipients[0].email
+    (first.folder / f"{victim}.eml").unlink()
+    store.mark(first.issue.id, victim, "sending")  # claimed, then the process died
+    again = dry_run(settings, store, issue_date=ISSUE_DATE)
+    assert (first.folder / f"{victim}.eml").exists()
+    assert again.counts["sent"] == len(first.recipients) and again.counts["sending"] == 0

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.errors import SubscribersError
 from newsletter.subscribers import (
+    Subscriber,
+    _NotFast,
+    _parse_fast,
     load_subscribers,
+    parse_subscribers,
+    parse_subscribers_round_trip,
     read_unsubscribe_token,
     unsubscribe_token,
 )
@@ -123,3 +131,60 @@ def test_unsubscribe_tokens_round_trip_and_reject_forgeries() -> None:
     assert read_unsubscribe_token(token, "another-secret") is None
     assert read_unsubscribe_token(token[:-3], "secret-one") is None
     assert read_unsubscribe_token("garbage", "secret-one") is None
+
+
+# --- the fast reader against the round-trip reader ---------------------------------------
+
+_TRICKY_SCALARS = [
+    "no", "yes", "on", "off", "y", "n", "true", "False", "TRUE", "~", "null", "", "010",
+    "0o17", "0x1F", "0b101", "1_000", "1e3", ".5", "1.50", "-2", "+3", "0", "12:30",
+    "2024-01-01", "<<", "=", ".inf", ".NaN", "é", "'quoted'", '"dq: x"', "[a, b]",
+    "{topic: x}", "!!str 5", "&a x", "*a", "a #comment", "Zoë Ørsted",
+]  # fmt: skip
+_FIELDS = {
+    "name": "    name: {}",
+    "topic": "    topics: [{}]",
+    "weight": "    topics: [{{topic: graphs, weight: {}}}]",
+    "exclude": "    exclude: [{}]",
+    "max_papers": "    max_papers: {}",
+    "active": "    active: {}",
+    "frequency": "    frequency: {}",
+}
+
+
+def _outcome(parse: Callable[[str], list[Subscriber]], text: str) -> object:
+    try:
+        return parse(text)
+    except SubscribersError as exc:
+        return str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    field=st.sampled_from(sorted(_FIELDS)),
+    value=st.sampled_from(_TRICKY_SCALARS) | st.text("ab01.-:#'\" ,éTtNn~", max_size=8),
+    twice=st.booleans(),
+)
+def test_fast_reader_agrees_with_the_round_trip_reader(field: str, value: str, twice: bool) -> None:
+    entry = ["  - email: ada@example.org", "    topics: [graphs]"]
+    if field in ("topic", "weight"):
+        entry = entry[:1]
+    entry.append(_FIELDS[field].format(value))
+    text = "subscribers:\n" + "\n".join(entry * (2 if twice else 1)) + "\n"
+    fast = _outcome(parse_subscribers, text)
+    assert fast == _outcome(parse_subscribers_round_trip, text)
+    try:
+        quick = _parse_fast(text)
+    except _NotFast:
+        return
+    assert quick == parse_subscribers_round_trip(text)  # no silent disagreement
+
+
+def test_fast_reader_takes_the_common_file_and_hands_over_the_rest() -> None:
+    text = (REPO / "subscribers.example.yaml").read_text(encoding="utf-8")
+    assert _parse_fast(text) == parse_subscribers_round_trip(text)
+    duplicate_key = "subscribers:\n  - email: a@example.org\n    topics: [x]\n    topics: [y]\n"
+    with pytest.raises(_NotFast):
+        _parse_fast(duplicate_key)
+    with pytest.raises(SubscribersError):
+        parse_subscribers(duplicate_key)

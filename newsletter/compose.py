@@ -1,0 +1,196 @@
+"""Render and build an issue's messages, on every core.
+
+One Python process renders and builds on one core, so a large issue is composed by a
+pool of worker processes (one per core). Each worker loads what every message of the
+issue shares once, in its initializer: the settings, the issue, the templates (compiled
+once) and the papers its recipients were given. The parent then sends small jobs (a
+subscriber and the keys of their frozen picks, a few dozen per chunk) and either gets
+the message bytes back (SMTP: the parent feeds the connections) or, in a dry run, has
+the worker write the `.eml` itself, so 30 KB messages do not cross a pipe twice.
+
+Small issues (fewer than `POOL_MIN_MESSAGES`) are composed in the calling process:
+starting workers costs more than it saves there. `NEWSLETTER_COMPOSE_WORKERS` sets the
+number of workers (0: always in-process).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from newsletter.delivery import OutboxWriter
+from newsletter.dumps import Paper
+from newsletter.ranking import Pick
+from newsletter.render import Renderer, build_message, message_id_for
+from newsletter.settings import Settings
+from newsletter.store import Issue, PlannedPick
+from newsletter.subscribers import Subscriber, unsubscribe_token
+
+POOL_MIN_MESSAGES = 500  # below this, a pool's start-up costs more than it saves
+CHUNK = 48  # jobs per task: amortises the pipe round trip, keeps the claimed batch small
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One message to compose: who gets it and the picks frozen for them."""
+
+    subscriber: Subscriber
+    picks: tuple[PlannedPick, ...]
+
+
+@dataclass(frozen=True)
+class IssueContext:
+    """What every message of an issue shares (sent once to each worker)."""
+
+    settings: Settings
+    issue: Issue
+    source: str
+    papers: dict[str, Paper]
+
+
+class MessageMaker:
+    """Renders and builds the messages of one issue (in a worker, or in-process)."""
+
+    def __init__(self, context: IssueContext, renderer: Renderer | None = None) -> None:
+        self.context = context
+        # Templates do not change under a running issue: no per-message stat() calls.
+        self.renderer = renderer or Renderer(context.settings.templates_dir, auto_reload=False)
+        issue = context.issue
+        self._id_key = issue.key + (".dry" if issue.dry_run else "")
+        self._signing_key = context.settings.signing_key(dry_run=issue.dry_run)
+        self._writer: OutboxWriter | None = None
+
+    def unsubscribe_url(self, email: str) -> str:
+        token = unsubscribe_token(email, self._signing_key)
+        return f"{self.context.settings.base_url}/unsubscribe/{token}"
+
+    def message(self, subscriber: Subscriber, picks: Sequence[Pick]) -> bytes:
+        settings = self.context.settings
+        unsubscribe_url = self.unsubscribe_url(subscriber.email)
+        digest = self.renderer.render(
+            subscriber=subscriber,
+            picks=picks,
+            issue_date=self.context.issue.issue_date,
+            unsubscribe_url=unsubscribe_url,
+            source=self.context.source,
+        )
+        return build_message(
+            from_address=settings.from_address,
+            subscriber=subscriber,
+            digest=digest,
+            unsubscribe_url=unsubscribe_url,
+            message_id=message_id_for(self._id_key, subscriber.email, settings.sender_domain),
+            date=datetime.now(UTC),
+        )
+
+    def job_message(self, job: Job) -> bytes:
+        papers = self.context.papers
+        picks = [Pick(papers[p.paper_key], p.score, (), p.why) for p in job.picks]
+        return self.message(job.subscriber, picks)
+
+    def build(self, jobs: Sequence[Job]) -> list[bytes]:
+        return [self.job_message(job) for job in jobs]
+
+    def write(self, jobs: Sequence[Job]) -> list[str]:
+        """Write each job's `.eml` (atomically); returns the ledger keys written."""
+        if self._writer is None:
+            settings = self.context.settings
+            self._writer = OutboxWriter(settings.outbox_dir, self.context.issue.key)
+        for job in jobs:
+            self._writer.write(job.subscriber.email, self.job_message(job))
+        return [job.subscriber.key for job in jobs]
+
+
+# -- the worker side: one MessageMaker per process, made by the initializer ---------------
+
+_maker: MessageMaker | None = None
+
+
+def _start_worker(context: IssueContext) -> None:
+    global _maker
+    _maker = MessageMaker(context)
+
+
+def _worker_build(jobs: Sequence[Job]) -> list[bytes]:
+    assert _maker is not None, "the pool initializer did not run"
+    return _maker.build(jobs)
+
+
+def _worker_write(jobs: Sequence[Job]) -> list[str]:
+    assert _maker is not None, "the pool initializer did not run"
+    return _maker.write(jobs)
+
+
+class _InProcess(Executor):
+    """Runs each task at `submit` (small issues, or NEWSLETTER_COMPOSE_WORKERS=0)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+
+class MessagePool:
+    """Composes jobs on a pool of processes or in-process; use as a context manager."""
+
+    def __init__(self, context: IssueContext, *, workers: int, renderer: Renderer) -> None:
+        self.workers = workers
+        self._local = MessageMaker(context, renderer) if workers == 0 else None
+        self._executor: Executor
+        if workers == 0:
+            self._executor = _InProcess()
+        else:
+            # fork: workers start at once with the modules already imported (spawn would
+            # re-import numpy/scipy in each); they use no inherited thread or connection.
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+            self._executor = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context(method),
+                initializer=_start_worker,
+                initargs=(context,),
+            )
+
+    def __enter__(self) -> MessagePool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def window(self) -> int:
+        """Chunks to keep submitted at once: enough to keep every worker busy."""
+        return max(2, 2 * self.workers)
+
+    def build(self, jobs: Sequence[Job]) -> Future[list[bytes]]:
+        if self._local is not None:
+            return self._executor.submit(self._local.build, jobs)
+        return self._executor.submit(_worker_build, jobs)
+
+    def write(self, jobs: Sequence[Job]) -> Future[list[str]]:
+        if self._local is not None:
+            return self._executor.submit(self._local.write, jobs)
+        return self._executor.submit(_worker_write, jobs)
+
+
+def worker_count(settings: Settings, messages: int) -> int:
+    """How many worker processes to compose `messages` messages with (0: in-process)."""
+    if settings.compose_workers is not None:
+        return settings.compose_workers
+    if messages < POOL_MIN_MESSAGES:
+        return 0
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
