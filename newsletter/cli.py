@@ -24,6 +24,8 @@ log = logging.getLogger("newsletter")
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
+SUMMARY_LINES = 25  # per-recipient lines a command prints before it summarises the rest
+
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
@@ -165,16 +167,25 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         report = dry_run(settings, store)
     print(f"Dry run of issue {report.issue.key}: nothing was sent.")
     if report.recipients:
-        print(f"Wrote {len(report.recipients)} message(s) to {report.folder}/")
+        already = len(report.recipients) - report.written_now
+        note = f" ({already} were already there, unchanged)" if already > 0 else ""
+        print(
+            f"{len(report.recipients)} message(s) in {report.folder}/: "
+            f"{report.written_now} written now{note}"
+        )
     else:
         print("No subscriber has a relevant paper in this issue: no message written.")
-    for line in report.recipients:
+    for line in report.recipients[:SUMMARY_LINES]:
         print(
             f"  {line.email}: {line.papers} paper(s), top match: {line.top_title} "
             f"[{line.top_score:.2f}]"
         )
-    for email in report.skipped:
+    if len(report.recipients) > SUMMARY_LINES:
+        print(f"  ... and {len(report.recipients) - SUMMARY_LINES} more ('newsletter status')")
+    for email in report.skipped[:SUMMARY_LINES]:
         print(f"  {email}: skipped (unsubscribed or inactive)")
+    if len(report.skipped) > SUMMARY_LINES:
+        print(f"  ... and {len(report.skipped) - SUMMARY_LINES} more skipped")
     return 0
 
 

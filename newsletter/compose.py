@@ -65,6 +65,7 @@ class MessageMaker:
         issue = context.issue
         self._id_key = issue.key + (".dry" if issue.dry_run else "")
         self._signing_key = context.settings.signing_key(dry_run=issue.dry_run)
+        self._domain = context.settings.sender_domain  # parsed once, not per message
         self._writer: OutboxWriter | None = None
 
     def unsubscribe_url(self, email: str) -> str:
@@ -86,7 +87,7 @@ class MessageMaker:
             subscriber=subscriber,
             digest=digest,
             unsubscribe_url=unsubscribe_url,
-            message_id=message_id_for(self._id_key, subscriber.email, settings.sender_domain),
+            message_id=message_id_for(self._id_key, subscriber.email, self._domain),
             date=datetime.now(UTC),
         )
 

@@ -353,6 +353,7 @@ class SendReport:
     skipped: list[str] = field(default_factory=list)
     paused: str | None = None
     resent_in_flight: int = 0
+    written_now: int = 0  # dry run: files written by this run (the rest were already there)
 
     @property
     def complete(self) -> bool:
@@ -416,7 +417,9 @@ def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None)
         RecipientLine(email, papers, title, score, writer.path_for(email))
         for email, papers, title, score in store.recipient_summaries(issue.id)
     ]
-    return SendReport(issue, store.counts(issue.id), lines, writer.folder, skipped)
+    report = SendReport(issue, store.counts(issue.id), lines, writer.folder, skipped)
+    report.written_now = len(todo)
+    return report
 
 
 def issue_context(settings: Settings, store: Store, issue: Issue) -> IssueContext:

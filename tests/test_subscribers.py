@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from newsletter.errors import SubscribersError
@@ -15,6 +16,7 @@ from newsletter.subscribers import (
     _NotFast,
     _parse_fast,
     load_subscribers,
+    normalized_email,
     parse_subscribers,
     parse_subscribers_round_trip,
     read_unsubscribe_token,
@@ -188,3 +190,36 @@ def test_fast_reader_takes_the_common_file_and_hands_over_the_rest() -> None:
         _parse_fast(duplicate_key)
     with pytest.raises(SubscribersError):
         parse_subscribers(duplicate_key)
+
+
+@given(
+    st.one_of(
+        st.emails(),
+        st.text(alphabet="abcXYZ09.-_+@!#'\"äü ", min_size=1, max_size=40),
+        st.builds(
+            lambda local, domain, tld: f"{local}@{domain}.{tld}",
+            st.text(alphabet="aB0._-+", min_size=1, max_size=70),
+            st.text(alphabet="aB0.-", min_size=1, max_size=70),
+            st.sampled_from(["org", "COM", "test", "Local", "x", "io", "localhost", "a1"]),
+        ),
+    )
+)
+@example("ada@example.org")
+@example("Ada.Lovelace+digest@Lab.Example.ORG")
+@example("a..b@example.org")
+@example(".a@example.org")
+@example("a@-example.org")
+@example("a@example.test")
+@example("x" * 65 + "@example.org")
+def test_everyday_address_shortcut_agrees_with_email_validator(address: str) -> None:
+    try:
+        expected: str | None = validate_email(
+            address.strip(), check_deliverability=False
+        ).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        got: str | None = normalized_email(address)
+    except ValueError:
+        got = None
+    assert got == expected
