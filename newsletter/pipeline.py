@@ -11,6 +11,7 @@ import functools
 import hashlib
 import logging
 import shutil
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -377,11 +378,16 @@ def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None)
     one transaction before it is handed out, and marked `sent` in one transaction after
     its files are renamed into place. A crash leaves at most the chunks in flight
     `sending`; the next run writes them again (a file write is safe to repeat)."""
+    started = time.monotonic()
     subscribers = load_subscribers(settings.subscribers_file)
+    log.info("loaded %d subscribers in %.1f s", len(subscribers), time.monotonic() - started)
     issue_date = issue_date or issue_date_now(settings)
     # Preflight: templates compile before anything is built or written.
     renderer = Renderer(settings.templates_dir)
+    mark = time.monotonic()
     issue = build_issue(settings, store, subscribers, dry_run=True, issue_date=issue_date)
+    log.info("issue %s ready in %.1f s", issue.key, time.monotonic() - mark)
+    mark = time.monotonic()
     writer = OutboxWriter(settings.outbox_dir, issue.key)
     store.settle_in_flight(issue.id, to="pending")
     allowed = recipients_now(settings, store, subscribers)
@@ -413,6 +419,8 @@ def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None)
                 for future in done:
                     del in_flight[future]
                 store.mark_many(issue.id, written, "sent")
+    if todo:
+        log.info("wrote %d message(s) in %.1f s", len(todo), time.monotonic() - mark)
     lines = [
         RecipientLine(email, papers, title, score, writer.path_for(email))
         for email, papers, title, score in store.recipient_summaries(issue.id)
