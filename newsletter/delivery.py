@@ -150,6 +150,7 @@ class DeliveryStats:
     failed: int = 0
     retried: int = 0
     paused: str | None = None  # why the run stopped early, if it did
+    stopped: bool = False  # the caller asked to stop (a clean shutdown)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -276,6 +277,7 @@ async def send_over_smtp(
     total: int,
     sender: str,
     progress: bool | None = None,
+    stop_requested: asyncio.Event | None = None,
 ) -> DeliveryStats:
     """Send every message over `smtp_concurrency` reused connections.
 
@@ -285,6 +287,11 @@ async def send_over_smtp(
     up to `smtp_max_attempts`, then marked `failed` (a later run retries those). After
     `smtp_pause_after` consecutive transient failures the run pauses: nothing more is
     claimed and the rest stay `pending`.
+
+    Clean stop: once `stop_requested` is set, no new message is claimed. A message already
+    handed to the server finishes (its reply decides `sent` or `failed`); a message waiting
+    for a retry or for the rate limit goes back to `pending`, as do all unclaimed rows. So
+    after a clean stop no row is left `sending`, and the next run sends exactly the rest.
     """
     stats = DeliveryStats()
     bar = Progress(total, stats, enabled=progress)
@@ -293,6 +300,9 @@ async def send_over_smtp(
     queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=settings.smtp_concurrency * 4)
     stop = asyncio.Event()
     fatal: list[BaseException] = []
+    if stop_requested is not None and stop_requested.is_set():
+        stats.stopped = True
+        return stats
 
     # Preflight: one connection must open before anything is claimed.
     try:
@@ -305,6 +315,12 @@ async def send_over_smtp(
             f"was sent; all {total} recipient(s) stay pending. Check NEWSLETTER_SMTP_HOST/_PORT "
             "and that the server runs, then run 'newsletter send' again"
         ) from exc
+
+    async def relay_stop() -> None:
+        assert stop_requested is not None
+        await stop_requested.wait()
+        stats.stopped = True
+        stop.set()
 
     async def produce() -> None:
         for item in outgoing:
@@ -337,6 +353,8 @@ async def send_over_smtp(
             if stop.is_set():
                 return client
             await limiter.acquire()
+            if stop.is_set():
+                return client
             try:
                 if client is None or not client.is_connected:
                     client = await connect(settings)
@@ -402,9 +420,12 @@ async def send_over_smtp(
         return client
 
     clients: list[aiosmtplib.SMTP | None] = [first] + [None] * (settings.smtp_concurrency - 1)
+    relay = asyncio.create_task(relay_stop()) if stop_requested is not None else None
     try:
         await asyncio.gather(produce(), *(worker(c) for c in clients))
     finally:
+        if relay is not None:
+            relay.cancel()
         bar.close()
     if fatal:
         raise fatal[0]
