@@ -51,13 +51,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                     "papers": report.papers,
                     "new": report.new,
                     "already_ingested": report.duplicate_file,
+                    "shape": report.shape,
                     "warnings": report.warnings,
                 }
             )
             if not args.json:
                 seen = " (this file was ingested before: nothing changed)"
                 print(
-                    f"{report.file}: {report.papers} papers, {report.new} new"
+                    f"{report.file} ({report.shape}): {report.papers} papers, {report.new} new"
                     f"{seen if report.duplicate_file else ''}"
                 )
                 for warning in report.warnings:
@@ -182,7 +183,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.debug:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
     outcome = run_service(settings, dry_run=args.dry_run, once=args.once)
-    if outcome is not None and not outcome.finished:
+    if outcome is not None and outcome.stopped:
+        print(
+            f"Stopped: issue {outcome.issue_key} has {outcome.why}; the next run sends them.",
+            file=sys.stderr,
+        )
+    elif outcome is not None and not outcome.finished:
         print(
             f"error: issue {outcome.issue_key} is not delivered to everyone yet ({outcome.why}); "
             "'newsletter status' lists who is left, and the next run retries them",

@@ -177,6 +177,7 @@ class SendOutcome:
     issue_key: str | None
     finished: bool
     why: str
+    stopped: bool = False  # a clean stop cut it short; the next start carries on
 
 
 def log_intake(result: IntakeResult) -> None:
@@ -270,17 +271,32 @@ class Service:
                 started,
             )
             return SendOutcome(key, True, "missed")
+        try:
+            outcome = await self._deliver(store, issue, issue_date, label)
+        except NewsletterError as exc:
+            # The SMTP server is unreachable, a template or the subscribers file is broken:
+            # say so, and try again while the issue is still due.
+            log.error("%s: %s", label, exc)
+            outcome = SendOutcome(key, False, "an error (see the log)")
+        if not outcome.finished and not self.stopping.is_set():
+            self._retry_later(instant, now)
+        return outcome
+
+    async def _deliver(
+        self, store: Store, issue: Issue | None, issue_date: date, label: str
+    ) -> SendOutcome:
+        key = issue_date.isoformat()
         if issue is None:
             issue = self._build(store, issue_date)
             if sum(store.counts(issue.id).values()) == 0:
                 return SendOutcome(key, True, "nothing to send")
         if self.dry_run:
-            report = dry_run(self.settings, store, issue_date=issue_date)
+            written = dry_run(self.settings, store, issue_date=issue_date)
             log.info(
                 "%s: wrote %d message(s) to %s/ (nothing was sent)",
                 label,
-                len(report.recipients),
-                report.folder,
+                len(written.recipients),
+                written.folder,
             )
             return SendOutcome(key, True, "written")
         report = await deliver_async(
@@ -304,9 +320,8 @@ class Service:
             log.info(
                 "%s: stopped cleanly; %d message(s) left pending for the next start", label, left
             )
-        if left and not self.stopping.is_set():
-            self._retry_later(instant, now)
-        return SendOutcome(key, left == 0, "sent" if left == 0 else f"{left} left")
+        why = "sent" if left == 0 else f"{left} left to send"
+        return SendOutcome(key, left == 0, why, stopped=report.stopped)
 
     def _build(self, store: Store, issue_date: date) -> Issue:
         """Freeze the issue; log who gets it, or why nobody does."""
@@ -338,9 +353,17 @@ class Service:
     def _retry_later(self, instant: datetime, now: datetime) -> None:
         deadline = instant + self.settings.send_grace
         when = now + RETRY_AFTER
-        if self.scheduler is None or when > deadline:
+        if self.scheduler is None:
+            log.info(
+                "recipients are left: a 'newsletter run' before %s retries them",
+                describe(deadline, self.settings),
+            )
+            return
+        if when > deadline:
             log.warning(
-                "recipients are left to retry; the next start or 'newsletter send' sends them"
+                "recipients are left, but the grace window ends at %s: no more retries "
+                "('newsletter status' lists them)",
+                describe(deadline, self.settings),
             )
             return
         self.scheduler.add_job(

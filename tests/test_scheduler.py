@@ -576,3 +576,24 @@ def test_run_once_for_cron_dry_run_and_the_grace_window(
     )
     assert status.returncode == 0 and "Next send: " in status.stdout
     assert "Service: not running" in status.stdout
+
+
+def test_smtp_server_down_at_send_time_then_back(
+    service_env: tuple[Path, dict[str, str], RunningServer],
+) -> None:
+    project, env, server = service_env
+    stamp = time.time() - 60
+    for sample in (SAMPLE_000, SAMPLE_001):
+        (project / "inbox" / sample.name).write_bytes(sample.read_bytes())
+        os.utime(project / "inbox" / sample.name, (stamp, stamp))
+    env["NEWSLETTER_SEND_TIME"] = clock_time(datetime.now(UTC) - timedelta(minutes=1))
+    with smtp_server() as gone:
+        dead_port = gone.port
+    down = run_once(project, {**env, "NEWSLETTER_SMTP_PORT": str(dead_port)})
+    assert down.returncode == 1
+    assert f"127.0.0.1:{dead_port}" in down.stderr and "a 'newsletter run' before" in down.stderr
+    chosen = selected(project)
+    assert chosen and ledger(project) == {"pending": len(chosen)}
+    back = run_once(project, env)
+    assert back.returncode == 0, back.stderr
+    assert server.recorder.recipients() == {e: 1 for e in chosen}
