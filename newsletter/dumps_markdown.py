@@ -317,11 +317,14 @@ class _Fields:
 
 def _split_meta(line: str) -> list[str]:
     """A metadata line written on one line ("21 · 4 authors · Dec 11, 2024") as separate
-    lines: ["21", "4 authors", "·", "Dec 11, 2024"]; any other line as it is."""
+    lines: ["21", "4 authors", "·", "Dec 11, 2024"]; any other line as it is. (A leading
+    "·" is what is left of "- · ..." once the "-" of no upvotes was read as a bullet.)"""
     parts = [part.strip() for part in re.split("|".join(map(re.escape, _MIDDOT)), line)]
-    if len(parts) > 2 and _date_of(parts[-1]) is not None:
+    if parts and not parts[0]:
+        parts = parts[1:]
+    if len(parts) >= 2 and _date_of(parts[-1]) is not None:
         if all(0 < len(part) <= _MAX_ORG_LENGTH for part in parts[:-1]):
-            return [*parts[:-2], parts[-2], "·", parts[-1]]
+            return [*parts[:-1], "·", parts[-1]]
     return _split_inline_meta(line)
 
 
