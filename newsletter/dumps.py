@@ -66,6 +66,14 @@ class Paper:
     line: int = 0  # 1-based line of the title in its dump (for messages)
 
 
+# The shapes of capture a dump can have (see `sniff`).
+PAGE_TEXT = "page text"
+LINKED_TEXT = "page text with links"
+API_JSON = "daily papers API JSON"
+MARKDOWN = "Markdown"
+SHAPES = (PAGE_TEXT, LINKED_TEXT, API_JSON, MARKDOWN)
+
+
 @dataclass(frozen=True)
 class Dump:
     """A parsed dump: its page date, its papers and the warnings about skipped entries.
@@ -76,14 +84,7 @@ class Dump:
     page_date: date
     papers: list[Paper] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    shape: str = "page text"
-
-
-PAGE_TEXT = "page text"
-LINKED_TEXT = "page text with links"
-API_JSON = "daily papers API JSON"
-MARKDOWN = "Markdown"
-SHAPES = (PAGE_TEXT, LINKED_TEXT, API_JSON, MARKDOWN)
+    shape: str = PAGE_TEXT
 
 
 def paper_key(title: str) -> str:
@@ -664,8 +665,9 @@ def _set_aside_url_lines(
     lines: list[tuple[int, str]],
 ) -> tuple[list[tuple[int, str]], list[tuple[int, str]] | None]:
     """Remove the lines that are nothing but a URL, when the text is an export with link
-    URLs on their own lines (it has such a line pointing at a paper). Returns the other lines and the (line number, arXiv id) of
-    each paper URL, or None as the second value for a plain page text."""
+    URLs on their own lines (it has such a line pointing at a paper). Returns the other
+    lines and the (line number, arXiv id) of each paper URL; None as the second value for
+    a plain page text."""
     if not any(_is_paper_url_line(text) for _, text in lines):
         return lines, None
     kept: list[tuple[int, str]] = []

@@ -184,7 +184,7 @@ def _blocks(lines: list[str], start: int) -> list[_Block]:
             and blocks[-1].kind == "heading"
             and blocks[-1].line + len(blocks[-1].raw) == number
         ):
-            if _unclosed_link(blocks[-1].raw):  # a heading's link text wrapped onto this line
+            if _link_goes_on(blocks[-1].raw, line):  # a heading's link wrapped onto this line
                 blocks[-1].raw.append(line.strip())
                 continue
         if para is not None and _SETEXT_RE.match(line) and len(para.raw) == 1:
@@ -202,12 +202,15 @@ def _blocks(lines: list[str], start: int) -> list[_Block]:
     return blocks
 
 
-def _unclosed_link(raw: list[str]) -> bool:
-    """Has a heading opened a link that is not closed yet (within a few lines)?"""
+def _link_goes_on(raw: list[str], line: str) -> bool:
+    """Does a heading's link continue on `line`: its text still open (`[Title and`), or
+    its target still to come (`[Title]` then `(https://...)`)? At most a few lines."""
     if len(raw) >= 6:
         return False
-    text = "\n".join(raw)
-    return text.count("[") > text.count("]") or text.rstrip().endswith("]")
+    text = "\n".join(raw).rstrip()
+    return text.count("[") > text.count("]") or (
+        text.endswith("]") and line.lstrip().startswith("(")
+    )
 
 
 def _front_matter(lines: list[str]) -> tuple[int, date | None]:

@@ -260,15 +260,19 @@ class Service:
             log.info("no issue has been built yet: the first goes out at the next send time")
             return SendOutcome(key, True, "first issue not due yet")
         if late > self.settings.send_grace:
-            started = "left unfinished" if issue is not None else "not sent"
+            if issue is None:
+                what = "not sent; its papers go into the next issue"
+            else:
+                left = store.unfinished(issue.id)
+                what = f"{left} recipient(s) left without it ('newsletter status' lists them)"
             log.warning(
-                "%s was due at %s, %s ago, beyond the grace window of %s: %s; its papers go "
-                "into the next issue (NEWSLETTER_SEND_GRACE sets the window)",
+                "%s was due at %s, %s ago, beyond the grace window of %s: %s "
+                "(NEWSLETTER_SEND_GRACE sets the window)",
                 label,
                 describe(instant, self.settings),
                 _duration(late),
                 _duration(self.settings.send_grace),
-                started,
+                what,
             )
             return SendOutcome(key, True, "missed")
         try:
