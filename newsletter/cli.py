@@ -54,13 +54,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                     "papers": report.papers,
                     "new": report.new,
                     "already_ingested": report.duplicate_file,
+                    "shape": report.shape,
                     "warnings": report.warnings,
                 }
             )
             if not args.json:
                 seen = " (this file was ingested before: nothing changed)"
                 print(
-                    f"{report.file}: {report.papers} papers, {report.new} new"
+                    f"{report.file} ({report.shape}): {report.papers} papers, {report.new} new"
                     f"{seen if report.duplicate_file else ''}"
                 )
                 for warning in report.warnings:
@@ -141,11 +142,14 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.lock import DatabaseLock
     from newsletter.pipeline import deliver, dry_run
 
     if not args.dry_run:
-        with Store(settings.database_path) as store:
-            report = deliver(settings, store)
+        # Not beside a running service: both would claim the same ledger rows.
+        with DatabaseLock(settings.database_path, command="send"):
+            with Store(settings.database_path) as store:
+                report = deliver(settings, store)
         counts = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v)
         print(f"Issue {report.issue.key}: {counts or 'no recipient'}")
         for email in report.skipped:
@@ -189,7 +193,49 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.scheduler import run_service
+
+    if not args.debug:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
+    outcome = run_service(settings, dry_run=args.dry_run, once=args.once)
+    if outcome is not None and outcome.stopped:
+        print(
+            f"Stopped: issue {outcome.issue_key} has {outcome.why}; the next run sends them.",
+            file=sys.stderr,
+        )
+    elif outcome is not None and not outcome.finished:
+        print(
+            f"error: issue {outcome.issue_key} is not delivered to everyone yet ({outcome.why}); "
+            "'newsletter status' lists who is left, and the next run retries them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime
+
+    from newsletter.lock import holder
+    from newsletter.scheduler import describe, next_send, next_weekly_send
+
+    now = datetime.now(settings.zone)
+    upcoming = next_send(settings, now)
+    weekly = next_weekly_send(settings, now)
+    service = holder(settings.database_path)
+    schedule = {
+        "next_send": upcoming.isoformat(),
+        "next_weekly_send": weekly.isoformat(),
+        "service_pid": service,
+    }
+    schedule_lines = [
+        f"Next send: {describe(upcoming, settings, now)}",
+        f"Next weekly issue: {describe(weekly, settings, now)}",
+        f"Service: running (pid {service})"
+        if service is not None
+        else "Service: not running ('newsletter run' starts it)",
+    ]
     with Store(settings.database_path) as store:
         issue = store.find_issue(args.issue, dry_run=args.dry_run) if args.issue else None
         if args.issue and issue is None:
@@ -198,7 +244,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             )
         issue = issue or store.latest_issue()
         if issue is None:
+            if args.json:
+                _print_json({"issue": None, **schedule})
+                return 0
             print("No issue has been built yet; run 'newsletter send --dry-run'.")
+            print("\n".join(schedule_lines))
             return 0
         counts = store.counts(issue.id)
         failed = store.deliveries(issue.id, statuses=("failed",))
@@ -211,6 +261,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 "failed": [
                     {"email": d.email, "code": d.code, "message": d.message} for d in failed
                 ],
+                **schedule,
             }
         )
         return 0
@@ -218,6 +269,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Issue {issue.key}{kind}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for delivery in failed:
         print(f"  failed {delivery.email}: {delivery.code} {delivery.message}")
+    print("\n".join(schedule_lines))
     return 0
 
 
@@ -322,7 +374,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.set_defaults(handler=cmd_send)
 
-    status = commands.add_parser("status", help="ledger counts of an issue (default: latest)")
+    run = commands.add_parser(
+        "run", help="the service: ingest dumps as they arrive, send each issue at send_time"
+    )
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="one intake pass and one send pass (if due), then exit (for cron and tests)",
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="write each issue as .eml files, send nothing"
+    )
+    run.set_defaults(handler=cmd_run)
+
+    status = commands.add_parser(
+        "status", help="ledger counts of an issue (default: latest) and the next send"
+    )
     status.add_argument("issue", nargs="?", help="issue key, e.g. 2026-11-22")
     status.add_argument("--dry-run", action="store_true", help="the dry-run issue of that key")
     status.add_argument("--json", action="store_true", help="machine-readable output")

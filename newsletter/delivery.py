@@ -151,6 +151,7 @@ class DeliveryStats:
     failed: int = 0
     retried: int = 0
     paused: str | None = None  # why the run stopped early, if it did
+    stopped: bool = False  # the caller asked to stop (a clean shutdown)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -331,6 +332,7 @@ async def send_over_smtp(
     total: int,
     sender: str,
     progress: bool | None = None,
+    stop_requested: asyncio.Event | None = None,
 ) -> DeliveryStats:
     """Send every message over `smtp_concurrency` reused connections.
 
@@ -343,6 +345,11 @@ async def send_over_smtp(
     up to `smtp_max_attempts`, then marked `failed` (a later run retries those). After
     `smtp_pause_after` consecutive transient failures the run pauses: nothing more is
     claimed and the rest stay `pending`.
+
+    Clean stop: once `stop_requested` is set, no new message is claimed. A message already
+    handed to the server finishes (its reply decides `sent` or `failed`); a message waiting
+    for a retry or for the rate limit goes back to `pending`, as do all unclaimed rows. So
+    after a clean stop no row is left `sending`, and the next run sends exactly the rest.
     """
     stats = DeliveryStats()
     bar = Progress(total, stats, enabled=progress)
@@ -351,6 +358,9 @@ async def send_over_smtp(
     queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=settings.smtp_concurrency * 4)
     stop = asyncio.Event()
     fatal: list[BaseException] = []
+    if stop_requested is not None and stop_requested.is_set():
+        stats.stopped = True
+        return stats
 
     # Preflight: one connection must open before anything is claimed.
     try:
@@ -366,6 +376,12 @@ async def send_over_smtp(
 
     claims = ClaimWindow(store, issue_id, claim_batch(settings.smtp_concurrency))
     unclaimed: list[str] = []  # claimed, then not sent because the run stopped
+
+    async def relay_stop() -> None:
+        assert stop_requested is not None
+        await stop_requested.wait()
+        stats.stopped = True
+        stop.set()
 
     async def produce() -> None:
         items = iter(outgoing)
@@ -410,6 +426,9 @@ async def send_over_smtp(
                 store.mark(issue_id, item.email, "pending")
                 return client
             await limiter.acquire()
+            if stop.is_set():
+                store.mark(issue_id, item.email, "pending")  # claimed, never handed over
+                return client
             try:
                 if client is None or not client.is_connected:
                     client = await connect(settings)
@@ -476,12 +495,15 @@ async def send_over_smtp(
         return client
 
     clients: list[aiosmtplib.SMTP | None] = [first] + [None] * (settings.smtp_concurrency - 1)
+    relay = asyncio.create_task(relay_stop()) if stop_requested is not None else None
     try:
         await asyncio.gather(produce(), *(worker(c) for c in clients))
     finally:
         claims.flush()  # what the server accepted is recorded, even when the run failed
         if unclaimed:
             store.mark_many(issue_id, unclaimed, "pending")
+        if relay is not None:
+            relay.cancel()
         bar.close()
     if fatal:
         raise fatal[0]

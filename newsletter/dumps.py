@@ -1,11 +1,14 @@
 """Parse Daily Papers page dumps into `Paper` records (pure: text in, papers out).
 
-This module owns the dump format: the text a browser gives when the Hugging Face
-"Daily Papers" page is copied. It knows the page chrome, the header date, the shape of
-one entry (title, abstract, metadata block) and how years are given to dates that have
-none. It owns the `Paper` / `Dump` records and `paper_key`, the identity of a paper.
-`parse_dump` is pure (no clock, no files, no globals changed); only `read_dump` touches
-the file system.
+This module owns the `Paper` / `Dump` records, `paper_key` (the identity of a paper),
+the sniffing that tells the shapes of a dump apart, and the page-text shape itself: the
+text a browser gives when the Hugging Face "Daily Papers" page is copied, with or without
+each link's URL on a line of its own. It knows the page chrome, the header date, the
+shape of one entry (title, abstract, metadata block) and how years are given to dates
+that have none. The other shapes live in `dumps_json.py` (the daily papers API) and
+`dumps_markdown.py` (Markdown scrapes); `parse_dump` picks one from the content, never
+from the file name. Parsing is pure (no clock, no files, no globals changed); only
+`read_dump` touches the file system.
 
 The format, as copied from the page::
 
@@ -25,13 +28,18 @@ The format, as copied from the page::
 An entry may have no metadata block at all (title and abstract, then the next title).
 Broken entries inside a good dump are skipped with a warning in `Dump.warnings`; a text
 that is not a dump at all raises `DumpError`.
+
+Some text exports put each link's URL on its own line after the link's text
+(`https://huggingface.co/papers/2410.12345` under the title). Those lines carry no text of
+the page: they are set aside before parsing, and the first paper URL inside an entry
+gives the paper its arXiv id.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -58,14 +66,25 @@ class Paper:
     line: int = 0  # 1-based line of the title in its dump (for messages)
 
 
+# The shapes of capture a dump can have (see `sniff`).
+PAGE_TEXT = "page text"
+LINKED_TEXT = "page text with links"
+API_JSON = "daily papers API JSON"
+MARKDOWN = "Markdown"
+SHAPES = (PAGE_TEXT, LINKED_TEXT, API_JSON, MARKDOWN)
+
+
 @dataclass(frozen=True)
 class Dump:
-    """A parsed dump: its page date, its papers and the warnings about skipped entries."""
+    """A parsed dump: its page date, its papers and the warnings about skipped entries.
+
+    `shape` says which capture it was (one of `SHAPES`), for logs and reports."""
 
     name: str
     page_date: date
     papers: list[Paper] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    shape: str = PAGE_TEXT
 
 
 def paper_key(title: str) -> str:
@@ -546,16 +565,14 @@ class _Builder:
         return out
 
 
-def parse_dump(text: str, *, name: str, received_at: datetime) -> Dump:
-    """Parse the text of one dump. `received_at` (the file's modification time) fixes
-    the year of the page's header date; nothing here looks at the current time.
+def parse_page_text(text: str, *, name: str, received_at: datetime) -> Dump:
+    """Parse the page text (a browser copy), with or without URL lines.
 
-    Raises DumpError when the text is not a dump (no header date, or no paper)."""
-    if not text.strip("\ufeff \t\r\n"):
-        raise DumpError(f"not a dump: the file is empty; {EXPECTED}", path=name)
-    if _looks_binary(text):
-        raise DumpError(f"not a dump: the file looks binary, not text; {EXPECTED}", path=name)
+    `received_at` (the file's modification time) fixes the year of the page's header
+    date; nothing here looks at the current time. Raises DumpError when the text is not a
+    dump (no header date, or no paper)."""
     lines = _split_lines(text)
+    lines, links = _set_aside_url_lines(lines)
     header_index, header = _find_header(lines, name)
     header_number, header_text = lines[header_index]
     page_date = _resolve_page_date(header, received_at)
@@ -603,21 +620,162 @@ def parse_dump(text: str, *, name: str, received_at: datetime) -> Dump:
             plural = "entry" if builder.skipped == 1 else "entries"
             why += f" ({builder.skipped} broken {plural} skipped)"
         raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name, line=header_number)
-    return Dump(name=name, page_date=page_date, papers=papers, warnings=builder.warnings)
+    return Dump(
+        name=name,
+        page_date=page_date,
+        papers=_with_arxiv_ids(papers, links),
+        warnings=builder.warnings,
+        shape=LINKED_TEXT if links is not None else PAGE_TEXT,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Links: arXiv ids, URL lines
+# ---------------------------------------------------------------------------------------
+
+_ARXIV_ID = r"(\d{4}\.\d{4,5})(?:v\d+)?"
+# A paper's page on Hugging Face (absolute or site-relative) or on arXiv.
+_PAPER_URL_RE = re.compile(
+    rf"(?:\b(?:huggingface\.co|hf\.co)|^)/papers/{_ARXIV_ID}(?![\d.])"
+    rf"|\barxiv\.org/(?:abs|pdf|html)/{_ARXIV_ID}(?![\d.])",
+    re.IGNORECASE,
+)
+_URL_LINE_RE = re.compile(r"^[<(\[]?(https?://[^\s<>()\[\]]+)[>)\]]?$", re.IGNORECASE)
+
+
+def arxiv_id_of(url: str) -> str | None:
+    """The arXiv id a paper URL points at (`.../papers/2410.12345`, `arxiv.org/abs/...`),
+    without its version; None for any other URL (a date page, a login link...)."""
+    match = _PAPER_URL_RE.search(url.strip())
+    if match is None:
+        return None
+    return match.group(1) or match.group(2)
+
+
+def is_arxiv_id(text: str) -> bool:
+    return re.fullmatch(_ARXIV_ID, text.strip()) is not None
+
+
+def _is_paper_url_line(text: str) -> bool:
+    match = _URL_LINE_RE.match(text)
+    return match is not None and arxiv_id_of(match.group(1)) is not None
+
+
+def _set_aside_url_lines(
+    lines: list[tuple[int, str]],
+) -> tuple[list[tuple[int, str]], list[tuple[int, str]] | None]:
+    """Remove the lines that are nothing but a URL, when the text is an export with link
+    URLs on their own lines (it has such a line pointing at a paper). Returns the other
+    lines and the (line number, arXiv id) of each paper URL; None as the second value for
+    a plain page text."""
+    if not any(_is_paper_url_line(text) for _, text in lines):
+        return lines, None
+    kept: list[tuple[int, str]] = []
+    links: list[tuple[int, str]] = []
+    for number, text in lines:
+        match = _URL_LINE_RE.match(text)
+        if match is None:
+            kept.append((number, text))
+            continue
+        arxiv_id = arxiv_id_of(match.group(1))
+        if arxiv_id is not None:
+            links.append((number, arxiv_id))
+    return kept, links
+
+
+def _with_arxiv_ids(papers: list[Paper], links: list[tuple[int, str]] | None) -> list[Paper]:
+    """Give each paper the first paper URL between its title and the next paper's title
+    (the title's own link comes right under it; the abstract's link, if any, after)."""
+    if not links:
+        return papers
+    starts = sorted(paper.line for paper in papers)
+    out: list[Paper] = []
+    for paper in papers:
+        later = [line for line in starts if line > paper.line]
+        end = later[0] if later else None
+        found = next(
+            (
+                arxiv_id
+                for number, arxiv_id in links
+                if number > paper.line and (end is None or number < end)
+            ),
+            None,
+        )
+        out.append(replace(paper, arxiv_id=found) if found else paper)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Sniffing and reading
+# ---------------------------------------------------------------------------------------
+
+_JSON_START_RE = re.compile(r"^\s*(?:\{|\[\s*(?:[{\[\]\"]|-?\d|true|false|null))")
+_FRONT_MATTER_RE = re.compile(r"^\s*---[ \t]*\r?\n")
+_MD_LINK_RE = re.compile(r"\]\(\s*<?(?:https?://|/)[^)\s]*")
+_ATX_HEADING_RE = re.compile(r"^[ ]{0,3}#{1,6}[ \t]+\S", re.MULTILINE)
+
+
+def sniff(text: str) -> str:
+    """Which shape of capture this text is, from its content alone (one of `SHAPES`).
+
+    JSON starts with `{` or `[` followed by a value. Markdown has front matter, a link
+    written `[text](url)`, or at least two `#` headings, none of which a browser copy of the
+    page contains. A text with a line that is only the URL of a paper is the export with
+    links on their own lines. Anything else is read as the page text."""
+    body = text.removeprefix("\ufeff")
+    if _JSON_START_RE.match(body):
+        return API_JSON
+    if (
+        _FRONT_MATTER_RE.match(body)
+        or _MD_LINK_RE.search(body)
+        or len(_ATX_HEADING_RE.findall(body)) >= 2
+    ):
+        return MARKDOWN
+    for line in body.splitlines():
+        if _is_paper_url_line(line.strip()):
+            return LINKED_TEXT
+    return PAGE_TEXT
+
+
+def parse_dump(text: str, *, name: str, received_at: datetime) -> Dump:
+    """Parse the text of one dump, whatever its shape (see `sniff`).
+
+    `received_at` (the file's modification time) stands in for the page's date where the
+    capture gives none, and fixes the year of dates written without one; nothing here
+    looks at the current time. Raises DumpError when the text is not a dump."""
+    if not text.strip("\ufeff \t\r\n"):
+        raise DumpError(f"not a dump: the file is empty; {EXPECTED}", path=name)
+    if _looks_binary(text):
+        raise DumpError(f"not a dump: the file looks binary, not text; {EXPECTED}", path=name)
+    shape = sniff(text)
+    # The other shapes' modules import this one (records, dates, chrome): imported here.
+    if shape == API_JSON:
+        from newsletter.dumps_json import parse_api_json
+
+        return parse_api_json(text, name=name, received_at=received_at)
+    if shape == MARKDOWN:
+        from newsletter.dumps_markdown import parse_markdown
+
+        return parse_markdown(text, name=name, received_at=received_at)
+    return parse_page_text(text, name=name, received_at=received_at)
+
+
+def decode_dump(data: bytes, *, name: str, received_at: datetime) -> Dump:
+    """Parse the bytes of one dump (UTF-8, with or without a byte-order mark)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DumpError(
+            f"not a dump: the file is not UTF-8 text (byte {exc.start}); {EXPECTED}", path=name
+        ) from exc
+    return parse_dump(text, name=name, received_at=received_at)
 
 
 def read_dump(path: Path) -> Dump:
-    """Read one dump file (UTF-8) and parse it; its modification time is `received_at`."""
+    """Read one dump file and parse it; its modification time is `received_at`."""
     try:
         data = path.read_bytes()
         stamp = path.stat().st_mtime
     except OSError as exc:
         raise DumpError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DumpError(
-            f"not a dump: the file is not UTF-8 text (byte {exc.start}); {EXPECTED}", path=path
-        ) from exc
-    received_at = datetime.fromtimestamp(stamp, tz=UTC)
-    return parse_dump(text, name=str(path), received_at=received_at)
+    return decode_dump(data, name=str(path), received_at=datetime.fromtimestamp(stamp, tz=UTC))

@@ -59,3 +59,11 @@ class TemplateError(NewsletterError, RuntimeError):
 
 class DeliveryError(NewsletterError, RuntimeError):
     """Sending (or writing) messages failed in a way that stops the run."""
+
+
+class AlreadyRunningError(NewsletterError, RuntimeError):
+    """Another process holds the database's lock (a second `newsletter run`)."""
+
+    def __init__(self, message: str, *, pid: int | None = None):
+        self.pid = pid
+        super().__init__(message)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from newsletter.compose import IssueContext, Job, MessagePool, chunked, worker_count
 from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
-from newsletter.dumps import Paper, read_dump
+from newsletter.dumps import PAGE_TEXT, Paper, decode_dump
 from newsletter.errors import DumpError
 from newsletter.ranking import Pick, Ranker
 from newsletter.render import Digest, Renderer, build_message, message_id_for
@@ -44,6 +44,7 @@ class IngestReport:
     new: int
     duplicate_file: bool
     warnings: list[str] = field(default_factory=list)
+    shape: str = PAGE_TEXT
 
 
 def embedder_for(settings: Settings) -> Embedder | None:
@@ -82,19 +83,33 @@ def ingest_file(store: Store, path: Path, embedder: Embedder | None = None) -> I
     With an embedder, the new papers' vectors are computed and stored now, once."""
     try:
         data = path.read_bytes()
+        received_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     except OSError as exc:
-        raise DumpError(f"cannot read the file: {exc}", path=path) from exc
-    dump = read_dump(path)
-    received_at = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+        raise DumpError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
+    return ingest_data(store, data, name=str(path), received_at=received_at, embedder=embedder)
+
+
+def ingest_data(
+    store: Store,
+    data: bytes,
+    *,
+    name: str,
+    received_at: datetime,
+    embedder: Embedder | None = None,
+) -> IngestReport:
+    """Parse the bytes of one dump (any shape) and record it; DumpError if not a dump.
+    With an embedder, the new papers' vectors are computed and stored now, once."""
+    dump = decode_dump(data, name=name, received_at=received_at)
     result = store.ingest(dump, data=data, received_at=received_at)
     if embedder is not None:
         paper_vectors(store, embedder, dump.papers)
     return IngestReport(
-        file=str(path),
+        file=name,
         papers=len(dump.papers),
         new=result.new_papers,
         duplicate_file=not result.new,
         warnings=list(dump.warnings),
+        shape=dump.shape,
     )
 
 
@@ -107,17 +122,21 @@ def is_receiving(subscriber: Subscriber, unsubscribed: set[str]) -> bool:
     return subscriber.active and subscriber.key not in unsubscribed
 
 
-def candidate_papers(store: Store, *, issue_date: date, frequency: str) -> list[Paper]:
-    """The pool an issue draws from.
+def candidate_papers(
+    store: Store, *, issue_date: date, frequency: str, until_dump_id: int | None = None
+) -> list[Paper]:
+    """The pool an issue draws from (dumps up to `until_dump_id`, default all).
 
     Daily: papers first seen since the last issue that was really sent.
     Weekly: papers first seen in pages dated within the seven days up to the issue date.
     Papers a subscriber already received are removed later, per subscriber.
     """
     if frequency == "weekly":
-        return store.papers_on_pages_between(issue_date - WEEKLY_WINDOW, issue_date)
+        return store.papers_on_pages_between(
+            issue_date - WEEKLY_WINDOW, issue_date, until_dump_id=until_dump_id
+        )
     last = store.last_real_issue()
-    return store.papers_since(last.last_dump_id if last else 0)
+    return store.papers_since(last.last_dump_id if last else 0, until_dump_id=until_dump_id)
 
 
 @dataclass(frozen=True)
@@ -137,9 +156,11 @@ def _ranked_for_issue(
     issue_date: date,
     weekly_day: int,
     embedder: Embedder | None,
+    until_dump_id: int,
 ) -> Iterator[tuple[Subscriber, list[Pick]]]:
-    """Every receiving subscriber with picks, for an issue on `issue_date`. Weekly
-    subscribers are included only on `weekly_day` (0 = Monday)."""
+    """Every receiving subscriber with picks, for an issue on `issue_date` covering the
+    dumps up to `until_dump_id`. Weekly subscribers are included only on `weekly_day`
+    (0 = Monday)."""
     unsubscribed = store.unsubscribed()
     receiving = [s for s in subscribers if is_receiving(s, unsubscribed)]
     delivered = store.delivered_paper_keys({s.key for s in receiving})
@@ -147,7 +168,9 @@ def _ranked_for_issue(
         group = [s for s in receiving if s.frequency == frequency]
         if not group or (frequency == "weekly" and issue_date.weekday() != weekly_day):
             continue
-        pool = candidate_papers(store, issue_date=issue_date, frequency=frequency)
+        pool = candidate_papers(
+            store, issue_date=issue_date, frequency=frequency, until_dump_id=until_dump_id
+        )
         if not pool:
             continue
         ranked = rank_pool(
@@ -165,13 +188,21 @@ def plan_issue(
     embedder: Embedder | None = None,
 ) -> Plan:
     """Who would get what in an issue on `issue_date` (nothing is stored)."""
+    # The dumps a plan covers are fixed first: a dump ingested while it ranks (the
+    # service ingests and sends at the same time) belongs to the next issue, not lost.
+    until = store.latest_dump_id()
     picks = {
         subscriber.key: chosen
         for subscriber, chosen in _ranked_for_issue(
-            store, subscribers, issue_date=issue_date, weekly_day=weekly_day, embedder=embedder
+            store,
+            subscribers,
+            issue_date=issue_date,
+            weekly_day=weekly_day,
+            embedder=embedder,
+            until_dump_id=until,
         )
     }
-    return Plan(issue_date, store.latest_dump_id(), picks, list(subscribers))
+    return Plan(issue_date, until, picks, list(subscribers))
 
 
 def _fingerprint_rows(rows: Sequence[tuple[str, Sequence[PlannedPick]]]) -> str:
@@ -189,7 +220,12 @@ def _planned(pick: Pick, reasons: dict[str, str]) -> PlannedPick:
 
 
 def _plan_rows(
-    settings: Settings, store: Store, subscribers: Sequence[Subscriber], *, issue_date: date
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    *,
+    issue_date: date,
+    until_dump_id: int,
 ) -> list[tuple[str, list[PlannedPick]]]:
     """The plan as compact ledger rows, the reasons shared (many recipients get the same
     paper for the same reason), so 100k recipients fit in a few hundred MB."""
@@ -202,6 +238,7 @@ def _plan_rows(
             issue_date=issue_date,
             weekly_day=settings.weekly_day,
             embedder=embedder_for(settings),
+            until_dump_id=until_dump_id,
         )
     ]
 
@@ -225,8 +262,12 @@ def build_issue(
     existing = store.find_issue(key, dry_run=dry_run)
     if existing is not None and not dry_run:
         return existing
-    rows = _plan_rows(settings, store, subscribers, issue_date=issue_date)
+    # The dumps the issue covers are fixed first: one ingested while it ranks (the
+    # service ingests and sends at the same time) belongs to the next issue, not lost.
     last_dump_id = store.latest_dump_id()
+    rows = _plan_rows(
+        settings, store, subscribers, issue_date=issue_date, until_dump_id=last_dump_id
+    )
     fingerprint = _fingerprint_rows(rows)
     if existing is not None:
         if existing.fingerprint == fingerprint:
@@ -355,6 +396,7 @@ class SendReport:
     paused: str | None = None
     resent_in_flight: int = 0
     written_now: int = 0  # dry run: files written by this run (the rest were already there)
+    stopped: bool = False  # a clean stop was asked for before every message went out
 
     @property
     def complete(self) -> bool:
@@ -447,13 +489,26 @@ def deliver(
     issue_date: date | None = None,
     progress: bool | None = None,
 ) -> SendReport:
+    """`deliver_async` for callers without an event loop (the `send` command)."""
+    return asyncio.run(deliver_async(settings, store, issue_date=issue_date, progress=progress))
+
+
+async def deliver_async(
+    settings: Settings,
+    store: Store,
+    *,
+    issue_date: date | None = None,
+    progress: bool | None = None,
+    stop: asyncio.Event | None = None,
+) -> SendReport:
     """Send the issue of `issue_date` (default today) over SMTP; re-runs send what is left.
 
     Rows left `sending` by a crash are sent again (the message may or may not have reached
     the server before the crash: at most `claim_window(smtp_concurrency)` messages, the
     rows claimed but not yet confirmed then, can arrive twice;
     their Message-ID is the same, so clients can fold them). Rows that failed transiently
-    are retried; permanent failures (5xx) are not.
+    are retried; permanent failures (5xx) are not. When `stop` is set, delivery stops
+    cleanly (see `send_over_smtp`): what was not handed to the server stays `pending`.
     """
     settings.signing_key(dry_run=False)  # no real send with unsigned links
     subscribers = load_subscribers(settings.subscribers_file)
@@ -484,16 +539,15 @@ def deliver(
     if todo:
         composer.message(todo[0])  # preflight: one full message renders before any is sent
         outgoing = (Outgoing(s.key, s.email, functools.partial(composer.message, s)) for s in todo)
-        stats = asyncio.run(
-            send_over_smtp(
-                settings,
-                store,
-                issue.id,
-                outgoing,
-                total=len(todo),
-                sender=parseaddr(settings.from_address)[1],
-                progress=progress,
-            )
+        stats = await send_over_smtp(
+            settings,
+            store,
+            issue.id,
+            outgoing,
+            total=len(todo),
+            sender=parseaddr(settings.from_address)[1],
+            progress=progress,
+            stop_requested=stop,
         )
     return SendReport(
         issue,
@@ -503,4 +557,5 @@ def deliver(
         skipped,
         paused=stats.paused if stats else None,
         resent_in_flight=in_flight,
+        stopped=stats.stopped if stats else False,
     )

@@ -8,7 +8,7 @@ paths are relative to the working directory. Impossible values fail here, at sta
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # for large issues, in-process for small ones; 0: always in-process)
     compose_workers: int | None = Field(default=None, ge=0, le=64)
 
+    # The service (`newsletter run`)
+    intake_interval: float = Field(default=5.0, gt=0, le=3600)  # seconds between inbox looks
+    settle_seconds: float = Field(default=5.0, ge=0, le=3600)  # unchanged this long = complete
+    send_grace: timedelta = timedelta(hours=3)  # a missed send still goes out this late
+
     # Ranking
     ranking_model: Literal["lexical", "semantic"] = "lexical"
 
@@ -77,10 +82,39 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_send_time(cls, value: object) -> object:
         if isinstance(value, str):
-            match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
-            if not match or int(match[1]) > 23 or int(match[2]) > 59:
+            match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*", value)
+            if not match or int(match[1]) > 23 or int(match[2]) > 59 or int(match[3] or 0) > 59:
                 raise ValueError(f"{value!r} is not a time of day; use HH:MM, e.g. 07:30")
-            return time(int(match[1]), int(match[2]))
+            return time(int(match[1]), int(match[2]), int(match[3] or 0))
+        return value
+
+    @field_validator("send_grace", mode="before")
+    @classmethod
+    def _parse_grace(cls, value: object) -> object:
+        """A plain number is hours; "90m", "2h30m", "45s" say their unit."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return timedelta(hours=value)
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if re.fullmatch(r"\d+(?:\.\d+)?", text):
+                return timedelta(hours=float(text))
+            parts = re.fullmatch(
+                r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text
+            )
+            if parts and text:
+                hours, minutes, seconds = (float(part or 0) for part in parts.groups())
+                return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+            if not text.startswith("p"):  # ISO 8601 durations (PT3H) go to pydantic
+                raise ValueError(
+                    f"{value!r} is not a duration; use hours (3), or e.g. 90m, 2h30m, 45s"
+                )
+        return value
+
+    @field_validator("send_grace")
+    @classmethod
+    def _grace_within_a_day(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value < timedelta(hours=24):
+            raise ValueError("must be at least 0 and less than 24 hours, e.g. 3 (hours) or 90m")
         return value
 
     @field_validator("weekly_day", mode="before")

@@ -319,12 +319,17 @@ class Store:
         )
         return [_paper(row) for row in rows]
 
-    def papers_on_pages_between(self, first: date, last: date) -> list[Paper]:
-        """Papers first seen on a page dated after `first` and up to `last`."""
+    def papers_on_pages_between(
+        self, first: date, last: date, *, until_dump_id: int | None = None
+    ) -> list[Paper]:
+        """Papers first seen on a page dated after `first` and up to `last` (in dumps up
+        to `until_dump_id`, default all)."""
+        until = self.latest_dump_id() if until_dump_id is None else until_dump_id
         rows = self._db.execute(
             "SELECT p.* FROM papers p JOIN dumps d ON d.id = p.first_dump_id"
-            " WHERE d.page_date > ? AND d.page_date <= ? ORDER BY p.first_dump_id, p.rowid",
-            (first.isoformat(), last.isoformat()),
+            " WHERE d.page_date > ? AND d.page_date <= ? AND d.id <= ?"
+            " ORDER BY p.first_dump_id, p.rowid",
+            (first.isoformat(), last.isoformat(), until),
         )
         return [_paper(row) for row in rows]
 
@@ -510,6 +515,15 @@ class Store:
         ):
             counts[row[0]] = row[1]
         return counts
+
+    def unfinished(self, issue_id: int) -> int:
+        """Rows a run would still send: pending, left sending, or failed transiently."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE issue_id=? AND (status IN ('pending', 'sending')"
+            " OR (status = 'failed' AND (code IS NULL OR code < 500)))",
+            (issue_id,),
+        ).fetchone()
+        return int(row[0])
 
     def mark(
         self,

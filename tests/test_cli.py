@@ -96,7 +96,9 @@ def test_unknown_subscriber_and_bad_setting(project: Path) -> None:
     assert bad.returncode == 1 and "NEWSLETTER_TIMEZONE" in bad.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["ingest"], ["send"], ["rank"], ["preview"], ["status"]])
+@pytest.mark.parametrize(
+    "command", [[], ["ingest"], ["send"], ["rank"], ["preview"], ["status"], ["run"]]
+)
 def test_help_everywhere(project: Path, command: list[str]) -> None:
     result = run(*command, "--help", cwd=project)
     assert result.returncode == 0 and "usage:" in result.stdout

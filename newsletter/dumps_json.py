@@ -1,0 +1,186 @@
+"""Parse the JSON of the Hugging Face daily papers API into `Paper` records (pure).
+
+This module owns one shape of dump: what `/api/daily_papers` returns, saved to a file.
+That is a list of entries, each with a `paper` object::
+
+    [{"paper": {"id": "2410.12345", "title": "...", "summary": "...", "upvotes": 21,
+                "publishedAt": "2024-10-15T17:59:59.000Z",
+                "submittedOnDailyAt": "2024-10-16T04:01:02.000Z",
+                "authors": [{"name": "..."}, ...],
+                "organization": {"name": "facebook", "fullname": "AI at Meta"}},
+      "publishedAt": "...", "title": "...", "numComments": 3}, ...]
+
+Newer responses add fields (`ai_summary`, `ai_keywords`, `githubRepo`, ...): fields this
+module does not use are ignored, never errors. Entries may also be bare paper objects,
+and the list may sit under one key of an object (`{"papers": [...]}`). Titles and
+summaries have hard line breaks, which are folded into spaces.
+
+The page date is the newest day an entry was put on Daily Papers (`submittedOnDailyAt`);
+without one, the newest `publishedAt`; without either, the day the file was received.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from newsletter.dumps import API_JSON, Dump, Paper, is_arxiv_id, paper_key
+from newsletter.errors import DumpError
+
+EXPECTED = (
+    "expected the JSON of the Hugging Face daily papers API: a list of entries, each with a "
+    '"paper" object that has at least a "title"'
+)
+
+
+def _fold(value: object) -> str:
+    """A text field with its hard line breaks and runs of spaces folded into one space."""
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def _day(value: object) -> date | None:
+    """The date of an ISO 8601 timestamp (`2024-10-15T17:59:59.000Z`) or date, else None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        pass
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float) and value == value:  # not NaN
+        return max(int(value), 0)
+    return 0
+
+
+def _organization(value: object) -> str | None:
+    if isinstance(value, str):
+        return _fold(value) or None
+    if isinstance(value, dict):
+        for field in ("fullname", "name"):
+            text = _fold(value.get(field))
+            if text:
+                return text
+    return None
+
+
+def _entries(data: object, name: str) -> list[Any]:
+    """The list of entries: the top-level list, or the one list of objects under a key."""
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        lists = [
+            value
+            for value in data.values()
+            if isinstance(value, list) and any(isinstance(item, dict) for item in value)
+        ]
+        if len(lists) == 1:
+            return lists[0]
+        if "paper" in data or "title" in data:
+            return [data]  # one entry saved on its own
+    kind = type(data).__name__ if not isinstance(data, dict) else "an object"
+    raise DumpError(
+        f"not a dump: the JSON holds {kind}, not a list of papers; {EXPECTED}", path=name
+    )
+
+
+class _Lines:
+    """Finds the line of an entry in the text, for messages: where its id or title is."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.position = 0
+
+    def find(self, *needles: str) -> int:
+        for needle in needles:
+            if not needle:
+                continue
+            found = self.text.find(json.dumps(needle), self.position)
+            if found < 0:
+                found = self.text.find(json.dumps(needle, ensure_ascii=False), self.position)
+            if found >= 0:
+                self.position = found + 1
+                return self.text.count("\n", 0, found) + 1
+        return 0
+
+
+def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
+    """Parse a saved daily papers API response. Raises DumpError when it is not one (bad
+    JSON, not a list of papers, or no entry with a title)."""
+    try:
+        data = json.loads(text.removeprefix("\ufeff"))
+    except json.JSONDecodeError as exc:
+        raise DumpError(
+            f"not a dump: the JSON is malformed ({exc.msg}, column {exc.colno}); {EXPECTED}",
+            path=name,
+            line=exc.lineno,
+        ) from exc
+    entries = _entries(data, name)
+    lines = _Lines(text)
+    papers: list[Paper] = []
+    warnings: list[str] = []
+    listed: list[date] = []  # days the entries were put on Daily Papers
+    published_days: list[date] = []
+    seen: dict[str, int] = {}
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            warnings.append(f"{name}: entry {number} is not an object: skipped")
+            continue
+        paper = entry["paper"] if isinstance(entry.get("paper"), dict) else entry
+        raw_id = paper.get("id")
+        arxiv_id = raw_id.strip() if isinstance(raw_id, str) and is_arxiv_id(raw_id) else None
+        title = _fold(paper.get("title")) or _fold(entry.get("title"))
+        line = lines.find(arxiv_id or "", paper.get("title") or "")
+        where = f"{name}:{line}" if line else name
+        if not paper_key(title):
+            warnings.append(f"{where}: skipped entry {number}: it has no title")
+            continue
+        abstract = _fold(paper.get("summary")) or _fold(entry.get("summary"))
+        if not abstract:
+            warnings.append(f"{where}: entry {number} {title[:70]!r} has no summary: kept")
+        published = _day(paper.get("publishedAt")) or _day(entry.get("publishedAt"))
+        if published is not None:
+            published_days.append(published)
+        for when in (paper.get("submittedOnDailyAt"), entry.get("submittedOnDailyAt")):
+            day = _day(when)
+            if day is not None:
+                listed.append(day)
+                break
+        organization = _organization(paper.get("organization")) or _organization(
+            entry.get("organization")
+        )
+        authors = paper.get("authors")
+        authors_count = len(authors) if isinstance(authors, list) and authors else None
+        record = Paper(
+            key=paper_key(title),
+            title=title,
+            abstract=abstract,
+            authors_count=None if organization else authors_count,
+            organization=organization,
+            published=published,
+            upvotes=_count(paper.get("upvotes", entry.get("upvotes"))),
+            arxiv_id=arxiv_id,
+            line=line,
+        )
+        if record.key in seen:
+            warnings.append(f"{where}: duplicate entry {title[:70]!r}: kept the later one")
+            papers[seen[record.key]] = record
+            continue
+        seen[record.key] = len(papers)
+        papers.append(record)
+    if not papers:
+        why = "the list is empty" if not entries else "no entry has a title"
+        raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name, line=1)
+    page_date = max(listed or published_days or [received_at.date()])
+    return Dump(name=name, page_date=page_date, papers=papers, warnings=warnings, shape=API_JSON)
