@@ -223,3 +223,34 @@ def test_everyday_address_shortcut_agrees_with_email_validator(address: str) -> 
     except ValueError:
         got = None
     assert got == expected
+
+
+def test_large_files_are_read_in_two_halves_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import newsletter.subscribers as subscribers_module
+
+    lines = ["# a lab's list", "subscribers:"]
+    for n in range(40):
+        lines += [
+            f"  - email: reader{n}@example.org  # reader {n}",
+            f"    name: Reader {n}",
+            "    topics:",
+            "      - knowledge distillation",
+            f"      - {{topic: topic {n}, weight: {1 + n % 3}}}",
+            "    frequency: " + ("weekly" if n % 4 == 0 else "daily"),
+        ]
+    text = "\n".join(lines) + "\n"
+    monkeypatch.setattr(subscribers_module, "SPLIT_MIN_CHARS", 100)
+    halves = subscribers_module._halves(text)
+    assert halves is not None and "reader0@" in halves[0] and "reader39@" in halves[1]
+    assert subscribers_module.parse_subscribers(text) == (
+        subscribers_module.parse_subscribers_round_trip(text)
+    )
+    # A mistake in the second half still gets its own line number in the whole file.
+    broken = text.replace("    name: Reader 33\n", "    nmae: Reader 33\n")
+    path = tmp_path / "big.yaml"
+    path.write_text(broken)
+    with pytest.raises(SubscribersError) as caught:
+        load_subscribers(path)
+    assert caught.value.line == broken.splitlines().index("    nmae: Reader 33") + 1
