@@ -434,10 +434,9 @@ async def send_over_smtp(
                     client = await connect(settings)
                 if attempt > 1:  # the first attempt was claimed with its batch
                     store.mark(issue_id, item.email, "sending", attempt=True)
-                await asyncio.wait_for(
-                    client.sendmail(sender, [item.to_address], message),
-                    timeout=settings.smtp_timeout,
-                )
+                # A total deadline per message (asyncio.timeout: no extra task per send).
+                async with asyncio.timeout(settings.smtp_timeout):
+                    await client.sendmail(sender, [item.to_address], message)
             except FatalDeliveryError:
                 store.mark(issue_id, item.email, "pending")
                 raise

@@ -165,6 +165,10 @@ class Store:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 30000")
             self._db.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL: a commit survives the process being killed (what the ledger's
+            # exactly-once rules are about) without a disk sync per commit; only a power
+            # loss can drop the last commits, which then means a resend, never a skip.
+            self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
