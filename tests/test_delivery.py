@@ -23,20 +23,10 @@ from newsletter.pipeline import build_issue, deliver, ingest_file
 from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
 from newsletter.subscribers import load_subscribers
+from tests.factories import write_subscribers
 from tests.smtp_server import Recorder, smtp_server
 
 ISSUE_DATE = date(2026, 11, 22)
-
-
-def write_subscribers(path: Path, count: int) -> list[str]:
-    """`count` subscribers who all want papers the samples have."""
-    emails = [f"reader{n:04d}@example.org" for n in range(count)]
-    lines = ["subscribers:"]
-    for n, address in enumerate(emails):
-        topic = ["knowledge distillation", "continual learning", "machine translation"][n % 3]
-        lines += [f"  - email: {address}", f"    topics: [{topic}]", "    max_papers: 3"]
-    path.write_text("\n".join(lines) + "\n")
-    return emails
 
 
 @pytest.fixture
@@ -308,7 +298,17 @@ def test_sigkill_at_random_points_then_rerun_delivers_everyone(project: Path) ->
                 stderr=subprocess.PIPE,
             )
             if round_number < 6:
-                time.sleep(rng.uniform(0.3, 2.5))
+                # Kill at a random point of the sending itself (not of start-up): once the
+                # server has taken 1 to 40 more messages, plus a random sliver of time.
+                target = len(server.recorder.received) + rng.randint(1, 40)
+                deadline = time.monotonic() + 60
+                while (
+                    len(server.recorder.received) < target
+                    and process.poll() is None
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.002)
+                time.sleep(rng.uniform(0, 0.01))
                 if process.poll() is None:
                     process.send_signal(signal.SIGKILL)
                     process.wait()

@@ -28,6 +28,7 @@ from newsletter.settings import load_settings
 from newsletter.store import Store
 from newsletter.subscribers import load_subscribers
 from tests.conftest import SAMPLE_000, SAMPLE_001
+from tests.factories import write_subscribers
 from tests.smtp_server import RunningServer, smtp_server
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -282,17 +283,6 @@ def test_stop_event_leaves_unclaimed_rows_pending_and_nothing_sending(project: P
 
 
 # -- the service as a process ------------------------------------------------------------
-
-
-def write_subscribers(path: Path, count: int) -> list[str]:
-    """`count` subscribers who all want papers the samples have."""
-    emails = [f"reader{n:03d}@example.org" for n in range(count)]
-    lines = ["subscribers:"]
-    for n, address in enumerate(emails):
-        topic = ["knowledge distillation", "continual learning", "machine translation"][n % 3]
-        lines += [f"  - email: {address}", f"    topics: [{topic}]", "    max_papers: 3"]
-    path.write_text("\n".join(lines) + "\n")
-    return emails
 
 
 def wait_until(check: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
