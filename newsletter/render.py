@@ -782,9 +782,8 @@ def build_message(
 ) -> bytes:
     """The bytes of one digest email: multipart/alternative (text first as UTF-8
     quoted-printable, HTML last as UTF-8 base64, so no line exceeds 998 octets), one-click
-    unsubscribe headers,
-    CRLF line ends, 7-bit headers (a non-ASCII local part, which only SMTPUTF8 can
-    express, is built by `build_message_reference`). Header values are sanitised (see
+    unsubscribe headers, CRLF line ends, 7-bit headers (a non-ASCII local part, which only
+    SMTPUTF8 can express, is built by `build_message_reference`). Header values are sanitised (see
     `header_value`): a CR, LF or NUL in a name, subject or URL can never start a header
     of its own.
 
