@@ -15,6 +15,7 @@ number of workers (0: always in-process).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -147,6 +148,7 @@ class MessagePool:
     def __init__(self, context: IssueContext, *, workers: int, renderer: Renderer) -> None:
         self.workers = workers
         self._local = MessageMaker(context, renderer) if workers == 0 else None
+        self._frozen = False
         self._executor: Executor
         if workers == 0:
             self._executor = _InProcess()
@@ -154,6 +156,12 @@ class MessagePool:
             # fork: workers start at once with the modules already imported (spawn would
             # re-import numpy/scipy in each); they use no inherited thread or connection.
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+            # The forked workers share the parent's heap (100k subscribers, the plan)
+            # copy-on-write; frozen objects are never visited by their garbage collector,
+            # so those pages stay shared instead of being copied into every worker.
+            gc.collect()
+            gc.freeze()
+            self._frozen = True
             self._executor = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context(method),
@@ -166,6 +174,8 @@ class MessagePool:
 
     def __exit__(self, *exc_info: object) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._frozen:
+            gc.unfreeze()
 
     @property
     def window(self) -> int:
