@@ -54,14 +54,15 @@ def timed(function, *args, **kwargs):  # type: ignore[no-untyped-def]
     return result, time.perf_counter() - start
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MB."""
+def tree_pss_mb(pid: int) -> float:
+    """Memory of a process and all its descendants, in MB: the proportional set size
+    (a page shared by the forked workers counts once in all, not once per process)."""
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += int(next(x for x in rollup.splitlines() if x.startswith("Pss:")).split()[1])
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, StopIteration, ValueError):
@@ -70,7 +71,7 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def dry_run(folder: Path, env: dict[str, str]) -> tuple[float, float, int, list[int]]:
-    """`newsletter send --dry-run` as a user runs it: wall seconds, peak tree RSS (MB),
+    """`newsletter send --dry-run` as a user runs it: wall seconds, peak tree PSS (MB),
     messages written, their sizes."""
     peak = 0.0
     start = time.perf_counter()
@@ -82,7 +83,7 @@ def dry_run(folder: Path, env: dict[str, str]) -> tuple[float, float, int, list[
         stderr=subprocess.PIPE,
     )
     while process.poll() is None:
-        peak = max(peak, tree_rss_mb(process.pid))
+        peak = max(peak, tree_pss_mb(process.pid))
         time.sleep(0.2)
     wall = time.perf_counter() - start
     if process.returncode != 0:
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"peak memory: dry run process tree {tree_peak:,.0f} MB (sampled sum), largest child "
+        f"peak memory: dry run process tree {tree_peak:,.0f} MB (peak PSS, sampled), largest child "
         f"{children_peak:,.0f} MB (ru_maxrss); this benchmark process {own:,.0f} MB. "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end."
     )
