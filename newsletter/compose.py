@@ -30,7 +30,7 @@ from newsletter.ranking import Pick
 from newsletter.render import Renderer, build_message, message_id_for
 from newsletter.settings import Settings
 from newsletter.store import Issue, PlannedPick
-from newsletter.subscribers import Subscriber, unsubscribe_token
+from newsletter.subscribers import Subscriber, unsubscribe_url
 
 POOL_MIN_MESSAGES = 500  # below this, a pool's start-up costs more than it saves
 CHUNK = 48  # jobs per task: amortises the pipe round trip, keeps the claimed batch small
@@ -70,8 +70,7 @@ class MessageMaker:
         self._writer: OutboxWriter | None = None
 
     def unsubscribe_url(self, email: str) -> str:
-        token = unsubscribe_token(email, self._signing_key)
-        return f"{self.context.settings.base_url}/unsubscribe/{token}"
+        return unsubscribe_url(self.context.settings.base_url, email, self._signing_key)
 
     def message(self, subscriber: Subscriber, picks: Sequence[Pick]) -> bytes:
         settings = self.context.settings

@@ -19,16 +19,23 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
-from newsletter.compose import IssueContext, Job, MessagePool, chunked, worker_count
+from newsletter.compose import (
+    IssueContext,
+    Job,
+    MessageMaker,
+    MessagePool,
+    chunked,
+    worker_count,
+)
 from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
 from newsletter.dumps import PAGE_TEXT, Paper, decode_dump
 from newsletter.errors import DumpError
 from newsletter.ranking import Pick, Ranker
-from newsletter.render import Digest, Renderer, build_message, message_id_for
+from newsletter.render import Digest, Renderer
 from newsletter.semantic import Embedder, load_embedder, paper_vectors, topic_vectors
 from newsletter.settings import Settings
 from newsletter.store import Issue, PlannedPick, Store
-from newsletter.subscribers import Subscriber, load_subscribers, unsubscribe_token
+from newsletter.subscribers import Subscriber, load_subscribers, unsubscribe_url
 
 WEEKLY_WINDOW = timedelta(days=7)
 
@@ -284,13 +291,6 @@ def build_issue(
     )
 
 
-def stored_picks(store: Store, issue: Issue, email: str) -> list[Pick]:
-    """The picks frozen into an issue for one recipient, as the renderer wants them."""
-    planned = store.planned_picks(issue.id, email)
-    papers = store.papers_by_key(p.paper_key for p in planned)
-    return [Pick(papers[p.paper_key], p.score, (), p.why) for p in planned]
-
-
 def source_line(store: Store, last_dump_id: int) -> str:
     """Where an issue's papers came from, for the footer."""
     pages = store.page_dates_up_to(last_dump_id)
@@ -298,51 +298,6 @@ def source_line(store: Store, last_dump_id: int) -> str:
         return "Hugging Face Daily Papers"
     newest = max(pages)
     return f"Hugging Face Daily Papers, page of {newest:%b} {newest.day}, {newest.year}"
-
-
-@dataclass
-class Composer:
-    """Renders and builds the message for one recipient of one issue."""
-
-    settings: Settings
-    store: Store
-    issue: Issue
-    renderer: Renderer
-    source: str
-
-    @classmethod
-    def open(cls, settings: Settings, store: Store, issue: Issue) -> Composer:
-        renderer = Renderer(settings.templates_dir)
-        return cls(settings, store, issue, renderer, source_line(store, issue.last_dump_id))
-
-    def unsubscribe_url(self, email: str) -> str:
-        token = unsubscribe_token(email, self.settings.signing_key(dry_run=self.issue.dry_run))
-        return f"{self.settings.base_url}/unsubscribe/{token}"
-
-    def digest(self, subscriber: Subscriber, picks: Sequence[Pick]) -> Digest:
-        return self.renderer.render(
-            subscriber=subscriber,
-            picks=picks,
-            issue_date=self.issue.issue_date,
-            unsubscribe_url=self.unsubscribe_url(subscriber.email),
-            source=self.source,
-        )
-
-    def message(self, subscriber: Subscriber) -> bytes:
-        picks = stored_picks(self.store, self.issue, subscriber.key)
-        unsubscribe_url = self.unsubscribe_url(subscriber.email)
-        return build_message(
-            from_address=self.settings.from_address,
-            subscriber=subscriber,
-            digest=self.digest(subscriber, picks),
-            unsubscribe_url=unsubscribe_url,
-            message_id=message_id_for(
-                self.issue.key + (".dry" if self.issue.dry_run else ""),
-                subscriber.email,
-                self.settings.sender_domain,
-            ),
-            date=datetime.now(UTC),
-        )
 
 
 def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list[Pick]:
@@ -366,12 +321,13 @@ def preview_digest(
     if not picks:
         return None, picks
     renderer = renderer or Renderer(settings.templates_dir)
-    token = unsubscribe_token(subscriber.email, settings.signing_key(dry_run=True))
     digest = renderer.render(
         subscriber=subscriber,
         picks=picks,
         issue_date=issue_date_now(settings),
-        unsubscribe_url=f"{settings.base_url}/unsubscribe/{token}",
+        unsubscribe_url=unsubscribe_url(
+            settings.base_url, subscriber.email, settings.signing_key(dry_run=True)
+        ),
         source=source_line(store, store.latest_dump_id()),
     )
     return digest, picks
@@ -515,7 +471,13 @@ async def deliver_async(
     issue_date = issue_date or issue_date_now(settings)
     renderer = Renderer(settings.templates_dir)  # preflight: templates compile
     issue = build_issue(settings, store, subscribers, dry_run=False, issue_date=issue_date)
-    composer = Composer(settings, store, issue, renderer, source_line(store, issue.last_dump_id))
+    maker = MessageMaker(issue_context(settings, store, issue), renderer)
+
+    def build(subscriber: Subscriber) -> bytes:
+        return maker.job_message(
+            Job(subscriber, tuple(store.planned_picks(issue.id, subscriber.key)))
+        )
+
     in_flight = store.settle_in_flight(issue.id, to="pending")
     if in_flight:
         log.warning(
@@ -537,8 +499,8 @@ async def deliver_async(
             todo.append(subscriber)
     stats = None
     if todo:
-        composer.message(todo[0])  # preflight: one full message renders before any is sent
-        outgoing = (Outgoing(s.key, s.email, functools.partial(composer.message, s)) for s in todo)
+        build(todo[0])  # preflight: one full message renders before any is sent
+        outgoing = (Outgoing(s.key, s.email, functools.partial(build, s)) for s in todo)
         stats = await send_over_smtp(
             settings,
             store,

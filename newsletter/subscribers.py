@@ -406,6 +406,11 @@ def unsubscribe_token(email: str, secret_key: str) -> str:
     return str(_token_serializer(secret_key).dumps(email.lower()))
 
 
+def unsubscribe_url(base_url: str, email: str, secret_key: str) -> str:
+    """The one-click unsubscribe link of one subscriber (emails, previews, the server)."""
+    return f"{base_url}/unsubscribe/{unsubscribe_token(email, secret_key)}"
+
+
 def read_unsubscribe_token(token: str, secret_key: str) -> str | None:
     """The address a token was made for, or None for a forged or damaged token."""
     try:

@@ -44,7 +44,7 @@ from newsletter.ranking import Pick
 from newsletter.render import Digest, Renderer, paper_view
 from newsletter.settings import Settings
 from newsletter.store import Store
-from newsletter.subscribers import read_unsubscribe_token, unsubscribe_token
+from newsletter.subscribers import read_unsubscribe_token, unsubscribe_url
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class WebApp:
     # -- data (run in a worker thread: SQLite and rendering block) ------------------------
 
     def unsubscribe_url(self, email: str) -> str:
-        return f"{self.settings.base_url}/unsubscribe/{unsubscribe_token(email, self.token_key)}"
+        return unsubscribe_url(self.settings.base_url, email, self.token_key)
 
     def rows(self) -> list[Row]:
         with Store(self.settings.database_path) as store:
