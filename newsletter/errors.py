@@ -61,6 +61,16 @@ class DeliveryError(NewsletterError, RuntimeError):
     """Sending (or writing) messages failed in a way that stops the run."""
 
 
+class FetchError(NewsletterError, RuntimeError):
+    """The day's papers could not be fetched from the source: `url` is the request's URL
+    (with its date), `status` the last HTTP status (None when no reply came)."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None):
+        self.url = url
+        self.status = status
+        super().__init__(message)
+
+
 class AlreadyRunningError(NewsletterError, RuntimeError):
     """Another process holds the database's lock (a second `newsletter run`)."""
 

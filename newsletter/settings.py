@@ -8,12 +8,19 @@ paths are relative to the working directory. Impossible values fail here, at sta
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.errors import ConfigError
@@ -21,6 +28,23 @@ from newsletter.errors import ConfigError
 # Used only for dry runs and previews when no secret_key is configured: tokens signed
 # with it are never sent to anyone.
 DEV_SECRET_KEY = "newsletter-dev-key-not-for-real-sends"
+
+DAILY_PAPERS_API = "https://huggingface.co/api/daily_papers"
+FETCH_LEAD = timedelta(hours=1)  # the default fetch time is this long before the send time
+
+
+def parse_time_of_day(value: object) -> object:
+    """`HH:MM` or `HH:MM:SS` as a `time`; anything but a string is left to pydantic."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*", value)
+        if not match or int(match[1]) > 23 or int(match[2]) > 59 or int(match[3] or 0) > 59:
+            raise ValueError(f"{value!r} is not a time of day; use HH:MM, e.g. 07:30")
+        return time(int(match[1]), int(match[2]), int(match[3] or 0))
+    return value
+
+
+def _clock(at: time) -> str:
+    return f"{at:%H:%M}" + (f":{at:%S}" if at.second else "")
 
 
 class Settings(BaseSettings):
@@ -63,6 +87,12 @@ class Settings(BaseSettings):
 
     # Schedule
     send_time: time = time(7, 0)
+    # Fetching the day's papers from the source (an empty source_url: only the inbox)
+    source_url: str = DAILY_PAPERS_API
+    fetch_timeout: float = Field(default=60.0, gt=0, le=3600)  # seconds, retries included
+    # None becomes FETCH_LEAD before send_time (in the validator, which sees send_time)
+    fetch_time: time = None  # type: ignore[assignment]
+    fetch_retry_interval: float = Field(default=20.0, gt=0, le=24 * 60)  # minutes
     timezone: str = "UTC"
     weekly_day: int = Field(default=0, ge=0, le=6)  # weekday of weekly issues, 0 = Monday
 
@@ -81,11 +111,38 @@ class Settings(BaseSettings):
     @field_validator("send_time", mode="before")
     @classmethod
     def _parse_send_time(cls, value: object) -> object:
-        if isinstance(value, str):
-            match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*", value)
-            if not match or int(match[1]) > 23 or int(match[2]) > 59 or int(match[3] or 0) > 59:
-                raise ValueError(f"{value!r} is not a time of day; use HH:MM, e.g. 07:30")
-            return time(int(match[1]), int(match[2]), int(match[3] or 0))
+        return parse_time_of_day(value)
+
+    @field_validator("fetch_time", mode="before")
+    @classmethod
+    def _fetch_before_send(cls, value: object, info: ValidationInfo) -> object:
+        """Unset: FETCH_LEAD before the send time (not before 00:00). Set: it must come
+        before the send time, or the issue would be built before its papers arrive."""
+        send = info.data.get("send_time")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if not isinstance(send, time):
+                return time(0, 0)  # send_time itself is invalid and reported as such
+            day = date(2000, 1, 1)
+            wall = datetime.combine(day, send) - FETCH_LEAD
+            return wall.time() if wall.date() == day else time(0, 0)
+        at = parse_time_of_day(value)
+        if isinstance(at, time) and isinstance(send, time) and at >= send:
+            raise ValueError(
+                f"{_clock(at)} is not before the send time {_clock(send)} "
+                "(NEWSLETTER_SEND_TIME): the papers must be fetched before the issue is built; "
+                "set an earlier time, or unset it for one hour before the send time"
+            )
+        return at
+
+    @field_validator("source_url")
+    @classmethod
+    def _source_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(
+                f"{value!r} must be an absolute http(s) URL, e.g. {DAILY_PAPERS_API}, "
+                "or empty to only watch the inbox"
+            )
         return value
 
     @field_validator("send_grace", mode="before")

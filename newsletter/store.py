@@ -303,6 +303,11 @@ class Store:
                 )
             return IngestResult(dump_id, True, len(dump.papers), new_papers)
 
+    def has_dump(self, sha256: str) -> bool:
+        """Was a dump with this content (`content_hash` of its bytes) ingested before?"""
+        row = self._db.execute("SELECT 1 FROM dumps WHERE sha256=?", (sha256,)).fetchone()
+        return row is not None
+
     def latest_dump_id(self) -> int:
         row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM dumps").fetchone()
         return int(row[0])

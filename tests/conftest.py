@@ -20,10 +20,13 @@ RECEIVED = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Run in a temp folder; no NEWSLETTER_* variable or .env of the developer applies."""
+    """Run in a temp folder; no NEWSLETTER_* variable or .env of the developer applies.
+    Fetching is off (an empty source URL): no test contacts huggingface.co; a test that
+    fetches points NEWSLETTER_SOURCE_URL at a server on 127.0.0.1."""
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSLETTER_SOURCE_URL", "")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import ConfigError
-from newsletter.settings import DEV_SECRET_KEY, load_settings
+from newsletter.settings import DAILY_PAPERS_API, DEV_SECRET_KEY, load_settings
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -40,6 +40,10 @@ def test_environment_and_dotenv(isolated: Path, monkeypatch: pytest.MonkeyPatch)
         ("NEWSLETTER_BASE_URL", "example.org", "NEWSLETTER_BASE_URL"),
         ("NEWSLETTER_FROM_ADDRESS", "nobody", "NEWSLETTER_FROM_ADDRESS"),
         ("NEWSLETTER_WEEKLY_DAY", "someday", "NEWSLETTER_WEEKLY_DAY"),
+        ("NEWSLETTER_SOURCE_URL", "huggingface.co/api", "NEWSLETTER_SOURCE_URL"),
+        ("NEWSLETTER_FETCH_TIMEOUT", "0", "NEWSLETTER_FETCH_TIMEOUT"),
+        ("NEWSLETTER_FETCH_TIME", "6 am", "NEWSLETTER_FETCH_TIME"),
+        ("NEWSLETTER_FETCH_RETRY_INTERVAL", "-5", "NEWSLETTER_FETCH_RETRY_INTERVAL"),
     ],
 )
 def test_impossible_values_fail_at_start(
@@ -68,3 +72,34 @@ def test_real_send_requires_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> Non
         load_settings().signing_key(dry_run=False)
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "k" * 32)
     assert load_settings().signing_key(dry_run=False) == "k" * 32
+
+
+def test_fetching_defaults_to_the_api_an_hour_before_the_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NEWSLETTER_SOURCE_URL")  # the tests' fixture turns fetching off
+    settings = load_settings()
+    assert settings.source_url == DAILY_PAPERS_API
+    assert settings.fetch_timeout == 60 and settings.fetch_retry_interval == 20
+    assert settings.fetch_time == time(6, 0)
+    monkeypatch.setenv("NEWSLETTER_SEND_TIME", "18:45:30")
+    assert load_settings().fetch_time == time(17, 45, 30)
+    monkeypatch.setenv("NEWSLETTER_SEND_TIME", "00:20")
+    assert load_settings().fetch_time == time(0, 0)  # not before midnight
+    monkeypatch.setenv("NEWSLETTER_SOURCE_URL", "  ")
+    assert load_settings().source_url == ""  # empty: fetching is off
+
+
+def test_fetch_time_is_parsed_like_the_send_time_and_must_come_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SEND_TIME", "07:30")
+    monkeypatch.setenv("NEWSLETTER_FETCH_TIME", "5:15")
+    assert load_settings().fetch_time == time(5, 15)
+    monkeypatch.setenv("NEWSLETTER_FETCH_TIME", "07:29:59")
+    assert load_settings().fetch_time == time(7, 29, 59)
+    for late in ("07:30", "09:00"):
+        monkeypatch.setenv("NEWSLETTER_FETCH_TIME", late)
+        with pytest.raises(ConfigError, match="NEWSLETTER_FETCH_TIME") as caught:
+            load_settings()
+        assert "before the send time 07:30" in str(caught.value)
