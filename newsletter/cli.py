@@ -13,6 +13,7 @@ import logging
 import sys
 import webbrowser
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,31 @@ SUMMARY_LINES = 25  # per-recipient lines a command prints before it summarises 
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _papers(count: int) -> str:
+    return f"{count} paper{'' if count == 1 else 's'}"
+
+
+def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.fetch import fetch_day
+
+    result = fetch_day(settings, args.date)
+    if result.status == "written":
+        print(f"Fetched {_papers(result.papers)} for {result.day} into {result.path}")
+    elif result.status == "unchanged":
+        where = result.same_as or f"ingested into {settings.database_path}"
+        print(f"{_papers(result.papers)} for {result.day} already fetched ({where}): nothing new")
+    else:
+        print(f"No papers for {result.day} (a weekend or a quiet day): nothing written")
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -346,6 +372,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    fetch = commands.add_parser(
+        "fetch",
+        help="get a day's papers from NEWSLETTER_SOURCE_URL into the inbox",
+        description="Get a day's papers from the Daily Papers API (NEWSLETTER_SOURCE_URL) "
+        "and write them into the inbox, where 'newsletter run' ingests them. Retries while "
+        "the source is briefly down, within NEWSLETTER_FETCH_TIMEOUT seconds.",
+    )
+    fetch.add_argument(
+        "--date",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="the day whose papers to fetch (default: today in NEWSLETTER_TIMEZONE)",
+    )
+    fetch.set_defaults(handler=cmd_fetch)
+
     ingest = commands.add_parser("ingest", help="parse dump files and store their papers")
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="dump files")
     ingest.add_argument("--json", action="store_true", help="one JSON object per file")
@@ -443,6 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request
     handler: Command = args.handler
     try:
         return handler(args, load_settings())
