@@ -244,20 +244,25 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime
 
     from newsletter.lock import holder
-    from newsletter.scheduler import describe, next_send, next_weekly_send
+    from newsletter.scheduler import describe, next_fetch, next_send, next_weekly_send
 
     now = datetime.now(settings.zone)
     upcoming = next_send(settings, now)
     weekly = next_weekly_send(settings, now)
+    fetch = next_fetch(settings, now) if settings.source_url else None
     service = holder(settings.database_path)
     schedule = {
         "next_send": upcoming.isoformat(),
         "next_weekly_send": weekly.isoformat(),
+        "next_fetch": fetch.isoformat() if fetch else None,
         "service_pid": service,
     }
     schedule_lines = [
         f"Next send: {describe(upcoming, settings, now)}",
         f"Next weekly issue: {describe(weekly, settings, now)}",
+        f"Next fetch: {describe(fetch, settings, now)} from {settings.source_url}"
+        if fetch
+        else "Fetching: off (NEWSLETTER_SOURCE_URL is empty; dumps come into the inbox)",
         f"Service: running (pid {service})"
         if service is not None
         else "Service: not running ('newsletter run' starts it)",

@@ -255,6 +255,26 @@ def _json_kind(value: object) -> str:
     return {str: "a string", bool: "true or false", type(None): "null"}.get(type(value), "a number")
 
 
+def _ends_early(text: str) -> bool:
+    """Does the text stop inside a string, a list or an object (a reply cut short)?"""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+    return in_string or depth > 0
+
+
 def count_papers(reply: Reply, *, url: str, received_at: datetime, inbox_dir: Path) -> int:
     """How many papers the reply lists (0: a day without papers); FetchError when it is
     not the API's JSON list of papers."""
@@ -268,8 +288,8 @@ def count_papers(reply: Reply, *, url: str, received_at: datetime, inbox_dir: Pa
             fix = "check that NEWSLETTER_SOURCE_URL is the API (/api/daily_papers)"
         elif not text:
             what, fix = "the reply is empty", "try again later"
-        elif isinstance(exc, json.JSONDecodeError) and exc.pos >= len(exc.doc.rstrip()):
-            what = f"the JSON is cut off ({exc.msg} at character {exc.pos})"
+        elif isinstance(exc, json.JSONDecodeError) and _ends_early(exc.doc):
+            what = f"the JSON is cut off after {len(reply.body)} bytes"
             fix = "try again later"
         else:
             what = f"the reply is not valid JSON ({exc})"

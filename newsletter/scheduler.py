@@ -1,11 +1,17 @@
-"""The service (`newsletter run`): APScheduler wiring that watches the inbox and sends
-each day's issue once, at `send_time` in `timezone`.
+"""The service (`newsletter run`): APScheduler wiring that fetches the day's papers,
+watches the inbox and sends each day's issue once, at `send_time` in `timezone`.
 
-Two jobs run on an `AsyncIOScheduler`, each with an explicit id, `coalesce=True` and
+The jobs run on an `AsyncIOScheduler`, each with an explicit id, `coalesce=True` and
 `max_instances=1`:
 
 - `intake` every `intake_interval` seconds: take the complete files of the inbox (see
   `inbox.py`);
+- `fetch` (when `source_url` is set) on a `SendTrigger` at `fetch_time`: get the day's
+  papers into the inbox (see `fetch.py`) and ingest them at once. A fetch that failed or
+  found no papers yet is tried again every `fetch_retry_interval` minutes until the send
+  time (`fetch-retry`). A service started between the fetch and the send time that has
+  not fetched the day's papers yet fetches at once. A failed fetch is a warning in the
+  log, never a reason to stop: papers put into the inbox by hand still go out;
 - `send` on a `SendTrigger` (a `CronTrigger` at `send_time`): build the day's issue and
   deliver it (or write it, with `--dry-run`).
 
@@ -25,12 +31,15 @@ rows stay `sending` and are sent again on the next start: the ledger's crash rul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -38,7 +47,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import FetchError, NewsletterError
+from newsletter.fetch import FetchResult, fetch_day_async, fetched_files
 from newsletter.inbox import Inbox, IntakeResult
 from newsletter.lock import DatabaseLock
 from newsletter.pipeline import build_issue, deliver_async, dry_run
@@ -53,6 +63,8 @@ RETRY_AFTER = timedelta(minutes=5)  # a send pass that left work retries this mu
 STOP_SLACK = 5.0  # seconds, beyond the SMTP timeout, that in-flight work gets to finish
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------
@@ -87,7 +99,8 @@ def send_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
 class SendTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is untyped
     """A `CronTrigger` at `send_time` in `timezone` that fires exactly once per local day,
     at `send_instant`: once on the day the clocks go back (a plain cron fires twice in the
-    repeated hour), at the jump on the day they go forward."""
+    repeated hour), at the jump on the day they go forward. The fetch job uses it too, at
+    `fetch_time`."""
 
     def __init__(self, at: time, zone: ZoneInfo) -> None:
         super().__init__(hour=at.hour, minute=at.minute, second=at.second, timezone=zone)
@@ -116,6 +129,23 @@ class SendTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is untype
 
 def send_trigger(settings: Settings) -> SendTrigger:
     return SendTrigger(settings.send_time, settings.zone)
+
+
+def fetch_trigger(settings: Settings) -> SendTrigger:
+    return SendTrigger(settings.fetch_time, settings.zone)
+
+
+def fetch_window(settings: Settings, day: date) -> tuple[datetime, datetime]:
+    """The instants of `day`'s fetch and send: the day's papers are fetched between them."""
+    zone = settings.zone
+    return send_instant(day, settings.fetch_time, zone), send_instant(day, settings.send_time, zone)
+
+
+def next_fetch(settings: Settings, now: datetime) -> datetime:
+    """The next daily fetch instant after `now`."""
+    fire = fetch_trigger(settings).get_next_fire_time(None, now)
+    assert fire is not None  # a daily trigger with no end date always has a next time
+    return fire
 
 
 def latest_send(settings: Settings, now: datetime) -> datetime:
@@ -217,22 +247,122 @@ class Service:
         self.stopping = asyncio.Event()
         self.scheduler: AsyncIOScheduler | None = None
         self._send_lock = asyncio.Lock()
+        self._intake_lock = asyncio.Lock()  # one pass at a time over the inbox
         self._running: set[asyncio.Task[object]] = set()
         self._forced = False
 
     # -- the two passes ----------------------------------------------------------------
 
-    async def intake(self) -> list[IntakeResult]:
-        """Take the complete files of the inbox (in a thread: parsing may take a while)."""
+    async def intake(self, *, fetched: Path | None = None) -> list[IntakeResult]:
+        """Take the complete files of the inbox (in a thread: parsing may take a while).
+        `fetched`, a file the fetch just renamed into place, is complete: taken at once."""
 
         def scan() -> list[IntakeResult]:
             with Store(self.settings.database_path) as store:
-                return self.inbox.scan(store)
+                results = []
+                if fetched is not None and fetched.exists():
+                    taken = self.inbox.take(store, fetched)
+                    if taken is not None:
+                        results.append(taken)
+                return results + self.inbox.scan(store)
 
-        results = await asyncio.to_thread(scan)
+        async with self._intake_lock:
+            results = await asyncio.to_thread(scan)
         for result in results:
             log_intake(result)
         return results
+
+    async def fetch_pass(self, now: datetime | None = None) -> FetchResult | None:
+        """Fetch the day's papers into the inbox and ingest them; None when it failed (or
+        was cut short by a stop). A failure or a day without papers (yet) is tried again
+        every `fetch_retry_interval` minutes until the send time."""
+        if self.stopping.is_set():
+            return None
+        now = now or datetime.now(self.settings.zone)
+        day = now.astimezone(self.settings.zone).date()
+        try:
+            result = await self._unless_stopped(fetch_day_async(self.settings, day))
+        except FetchError as exc:
+            log.warning("fetching the papers for %s failed: %s", day, exc)
+            result = None
+        if self.stopping.is_set():
+            return result
+        if result is None or result.status == "no papers":
+            if result is not None:
+                log.info("no papers for %s (yet: a weekend or a quiet day)", day)
+            self._fetch_again(day, failed=result is None)
+            return result
+        if result.status == "written":
+            log.info("fetched %d papers for %s into %s", result.papers, day, result.path)
+            await self.intake(fetched=result.path)
+            return result
+        log.info(
+            "fetched %d papers for %s: the same as before (%s), nothing new",
+            result.papers,
+            day,
+            result.same_as or "already ingested",
+        )
+        if result.same_as is not None and result.same_as.parent == self.settings.inbox_dir:
+            await self.intake(fetched=result.same_as)  # an earlier fetch not yet taken
+        return result
+
+    def fetch_due(self, now: datetime, *, until_send: bool) -> bool:
+        """Is the day's fetch time past (and, `until_send`, its send time not yet), with
+        nothing fetched for the day so far?"""
+        if not self.settings.source_url:
+            return False
+        day = now.astimezone(self.settings.zone).date()
+        fetch_at, send_at = fetch_window(self.settings, day)
+        if now < fetch_at or (until_send and now >= send_at):
+            return False
+        earlier = fetched_files(self.settings.inbox_dir, day)
+        if earlier:
+            log.info("the papers for %s were fetched before (%s)", day, earlier[-1])
+        return not earlier
+
+    def _fetch_again(self, day: date, *, failed: bool) -> None:
+        if self.scheduler is None:
+            return  # run --once: the next run tries again
+        now = datetime.now(self.settings.zone)
+        when = now + timedelta(minutes=self.settings.fetch_retry_interval)
+        _, send_at = fetch_window(self.settings, day)
+        if when >= send_at:
+            log.log(
+                logging.WARNING if failed else logging.INFO,
+                "no more fetches for %s before the send at %s: the issue is made of the "
+                "papers at hand (a dump put into %s/ adds some)",
+                day,
+                describe(send_at, self.settings),
+                self.settings.inbox_dir,
+            )
+            return
+        self.scheduler.add_job(
+            self._job(self.fetch_pass),
+            DateTrigger(when),
+            id="fetch-retry",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+        log.info("will fetch again at %s", describe(when, self.settings))
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """Run `work` until it ends or a stop is requested (then cancel it: None)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():  # stopping (or this job itself is being cancelled)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            log.info("fetch abandoned: stopping")
+            return None
+        return task.result()
 
     async def send_pass(self, now: datetime | None = None) -> SendOutcome:
         """Send the issue of the latest send time if it is due and not yet delivered."""
@@ -444,8 +574,11 @@ class Service:
             await asyncio.wait(pending, timeout=STOP_SLACK)
 
     async def run_once(self) -> SendOutcome:
-        """One intake pass and one send pass (if due)."""
+        """One fetch (if the day's fetch time is past and nothing was fetched for the day),
+        one intake pass and one send pass (if due)."""
         self._install_signals()
+        if self.fetch_due(datetime.now(self.settings.zone), until_send=False):
+            await self.fetch_pass()
         await self.intake()
         return await self.send_pass()
 
@@ -469,6 +602,17 @@ class Service:
             weekly,
             _duration(settings.send_grace),
         )
+        if settings.source_url:
+            log.info(
+                "fetching the day's papers from %s at %s (again every %g min until the send "
+                "if it fails or finds none)",
+                settings.source_url,
+                f"{settings.fetch_time:%H:%M}"
+                + (f":{settings.fetch_time:%S}" if settings.fetch_time.second else ""),
+                settings.fetch_retry_interval,
+            )
+        else:
+            log.info("fetching is off (NEWSLETTER_SOURCE_URL is empty): dumps come into the inbox")
         settings.inbox_dir.mkdir(parents=True, exist_ok=True)
         scheduler = AsyncIOScheduler(timezone=settings.zone)
         self.scheduler = scheduler
@@ -483,6 +627,24 @@ class Service:
             coalesce=True,
             max_instances=1,
         )
+        if settings.source_url:
+            scheduler.add_job(
+                self._job(self.fetch_pass),
+                fetch_trigger(settings),
+                id="fetch",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
+            if self.fetch_due(now, until_send=True):
+                scheduler.add_job(
+                    self._job(self.fetch_pass),
+                    DateTrigger(now),
+                    id="fetch-at-start",
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=None,
+                )
         scheduler.add_job(
             self._job(self.send_pass, announce=True),
             send_trigger(settings),

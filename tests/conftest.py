@@ -27,6 +27,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         if name.startswith("NEWSLETTER_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("NEWSLETTER_SOURCE_URL", "")
+    # `python -m newsletter` subprocesses run this checkout's code, whichever checkout the
+    # virtual environment was installed from.
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    )
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

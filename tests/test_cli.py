@@ -15,6 +15,7 @@ def run(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    full_env["NEWSLETTER_SOURCE_URL"] = ""  # never huggingface.co from a test
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "newsletter", *args],
@@ -97,7 +98,7 @@ def test_unknown_subscriber_and_bad_setting(project: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["ingest"], ["send"], ["rank"], ["preview"], ["status"], ["run"]]
+    "command", [[], ["ingest"], ["send"], ["rank"], ["preview"], ["status"], ["run"], ["fetch"]]
 )
 def test_help_everywhere(project: Path, command: list[str]) -> None:
     result = run(*command, "--help", cwd=project)

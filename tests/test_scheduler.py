@@ -351,6 +351,7 @@ def service_env(project: Path) -> Iterator[tuple[Path, dict[str, str], RunningSe
             NEWSLETTER_INTAKE_INTERVAL="0.2",
             NEWSLETTER_SETTLE_SECONDS="1",
             NEWSLETTER_SEND_GRACE="1h",
+            NEWSLETTER_SOURCE_URL="",  # fetching off: these tests never reach huggingface.co
         )
         (project / "inbox").mkdir()
         yield project, env, server
