@@ -221,7 +221,9 @@ async def download(url: str, settings: Settings) -> Reply:
                         status=status,
                     )
                 wait = retry_after_seconds(reply.retry_after, datetime.now(UTC))
-            delay = wait if wait is not None else backoff(attempts)
+            # Never sooner than Retry-After asks, nor than the backoff (a "Retry-After: 0"
+            # must not turn the retries into a busy loop).
+            delay = max(wait or 0.0, backoff(attempts))
             left = deadline - loop.time()
             if delay < left:
                 log.debug("%s: %s; attempt %d in %.1f s", url, failure, attempts + 1, delay)
@@ -229,7 +231,7 @@ async def download(url: str, settings: Settings) -> Reply:
                 continue
             took = f"after {attempts} attempt{'s' if attempts > 1 else ''} in {loop.time() - start:.0f} s"
             asked = ""
-            if wait is not None and left > 0:
+            if wait is not None and wait >= left > 0:
                 asked = (
                     f" (Retry-After asks for {wait:.0f} s, more than the {left:.0f} s left of "
                     "NEWSLETTER_FETCH_TIMEOUT)"
@@ -300,7 +302,7 @@ def count_papers(reply: Reply, *, url: str, received_at: datetime, inbox_dir: Pa
             status=reply.status,
         ) from exc
     entries = data
-    if isinstance(data, dict):
+    if isinstance(data, dict) and "error" not in data:
         lists = [value for value in data.values() if isinstance(value, list)]
         entries = lists[0] if len(lists) == 1 else data
     if not isinstance(entries, list):

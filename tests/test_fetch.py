@@ -152,6 +152,16 @@ def test_a_source_that_stays_down_is_one_error_within_the_timeout(isolated: Path
     assert inbox_files(isolated) == []
 
 
+def test_a_retry_after_beyond_the_timeout_is_not_waited_for(isolated: Path) -> None:
+    with http_server(Reply(429, headers={"Retry-After": "120"}), Reply(200, api_body())) as server:
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="429 Too Many Requests after 1 attempt") as caught:
+            fetch_day(settings_for(server, timeout=10), DAY)
+    assert time.monotonic() - started < SLACK  # gave up at once, no sleep past the deadline
+    assert "Retry-After asks for 120 s" in str(caught.value)
+    assert len(server.requests) == 1 and inbox_files(isolated) == []
+
+
 def test_a_hanging_source_is_given_up_at_the_timeout(isolated: Path) -> None:
     with http_server(Reply(200, api_body(), hang=60)) as server:
         started = time.monotonic()
@@ -205,6 +215,7 @@ def test_other_4xx_are_not_retried(isolated: Path) -> None:
         ),
         (Reply(200, b"<html><body>Oops</body></html>"), "an HTML page"),  # says it is JSON
         (Reply(200, b'{"error": "Invalid date"}'), "an object saying 'Invalid date'"),
+        (Reply(200, b'{"error": "Rate limited", "papers": []}'), "saying 'Rate limited'"),
         (Reply(200, b"42"), "a number, not a list of papers"),
         (Reply(200, b'[{"paper": {"id": "2411.00001"}}, 7]'), "not a dump"),
         (Reply(200, b""), "the reply is empty"),
