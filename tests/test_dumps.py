@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter.dumps import Dump, Paper, paper_key, parse_dump, read_dump
-from newsletter.dumps.vocabulary import is_chrome
+from newsletter.dumps.vocabulary import COUNT_RE, is_chrome
 from newsletter.errors import DumpError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -499,11 +499,12 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
-# A title that is a whole chrome line ("Subscribe", "Privacy"...) is chrome by design.
+# A title that is a whole chrome line ("Subscribe", "Privacy"...) is chrome by design,
+# and a count standing alone ("12") is an upvote button's.
 titles = (
     st.text(_CHARS, min_size=1, max_size=120)
     .map(_clean)
-    .filter(lambda t: bool(paper_key(t)) and not is_chrome(t))
+    .filter(lambda t: bool(paper_key(t)) and not is_chrome(t) and not COUNT_RE.match(t))
 )
 abstracts = st.text(_CHARS, min_size=130, max_size=400).map(_clean).filter(lambda a: len(a) >= 130)
 orgs = st.from_regex(r"[A-Za-z][A-Za-z0-9 .&-]{0,40}[A-Za-z]", fullmatch=True).filter(

@@ -26,6 +26,7 @@ its arXiv id.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -56,6 +57,7 @@ from newsletter.dumps.vocabulary import (
     URL_LINE_RE,
     DateLine,
     arxiv_id_of,
+    hf_paper_id,
     is_chrome,
     is_paper_url_line,
     is_signature_chrome,
@@ -149,6 +151,15 @@ def _find_header(lines: list[tuple[int, str]], name: str) -> tuple[int, DateLine
     return None
 
 
+def _authors_only(items: list[_Line], index: int) -> _Meta:
+    """The metadata block of an authors line that no "·" line follows."""
+    after = index + 1
+    parsed = read_date_line(items[after].text) if after < len(items) else None
+    if parsed is None:
+        return _Meta(index, index, items[index], None, None, 0)
+    return _Meta(index, after, items[index], items[after], parsed, parsed.upvotes or 0)
+
+
 def _find_metas(items: list[_Line], *, spaced: bool) -> list[_Meta]:
     """The metadata blocks among the non-blank lines, in order. `spaced`: every line is
     a paragraph of its own (an export with blank lines between all lines), so a count
@@ -161,9 +172,13 @@ def _find_metas(items: list[_Line], *, spaced: bool) -> list[_Meta]:
             if AUTHORS_RE.match(items[index].text) and (
                 index + 1 >= len(items) or items[index + 1].text not in MIDDOT
             ):
-                # "12 authors" with no "·" and date after it (Trending cards).
-                metas.append(_Meta(index, index, items[index], None, None, 0))
-                previous_end = index
+                # "· 12 authors" with no "·" line after it: maybe a date line right
+                # after (text extractions), maybe none (Trending cards).
+                meta = _authors_only(items, index)
+                metas.append(meta)
+                previous_end = meta.last
+                index = meta.last + 1
+                continue
             index += 1
             continue
         who: _Line | None = None
@@ -286,12 +301,30 @@ class _Builder:
         self.skipped += 1
         self.warnings.append(f"{self.name}:{line}: skipped entry {what}: {why}")
 
+    left: list[list[_Line]] = field(default_factory=list)
+
     def left_over(self, paragraph: list[_Line]) -> None:
-        text = _joined(paragraph)
-        if len(paragraph) == 1 and len(text) <= MAX_TITLE_LENGTH:
-            self.skip(paragraph[0].number, repr(shorten(text)), "title with no abstract")
-        else:
-            self.skip(paragraph[0].number, repr(shorten(text)), "text with no title")
+        self.left.append(paragraph)
+
+    def report_left_overs(self) -> None:
+        """Warn about the paragraphs that became no paper, except the other listing of a
+        paper the page shows twice (Trending): its title (maybe cut short with "…") or
+        its summary again."""
+        known = {paper_key(text) for paper in self.papers for text in (paper.title, paper.abstract)}
+        keys = sorted(known)
+        for paragraph in self.left:
+            text = _joined(paragraph)
+            key = paper_key(text.rstrip(".…"))
+            if key in known:
+                continue
+            if text.endswith(("…", "...")) and key:
+                at = bisect.bisect_left(keys, key)
+                if at < len(keys) and keys[at].startswith(key):
+                    continue
+            if len(paragraph) == 1 and len(text) <= MAX_TITLE_LENGTH:
+                self.skip(paragraph[0].number, repr(shorten(text)), "title with no abstract")
+            else:
+                self.skip(paragraph[0].number, repr(shorten(text)), "text with no title")
 
     def add(self, title_para: list[_Line], abstract_para: list[_Line], meta: _Meta | None) -> None:
         title = _joined(title_para)
@@ -341,7 +374,8 @@ def parse_page_text(text: str, *, name: str, received_at: datetime) -> Dump:
     current time. Raises DumpError when the text holds no paper entry."""
     lines = _split_lines(text)
     lines, links = _set_aside_url_lines(lines)
-    lines, side = _set_aside_side_lines(lines)
+    lines = _without_placeholders(lines)
+    lines, side = _set_aside_side_lines(lines, links.comments if links else set())
     chrome = any(is_signature_chrome(line) for _, line in lines)
     found = _find_header(lines, name)
     header_text = "the top of the file"
@@ -386,6 +420,7 @@ def parse_page_text(text: str, *, name: str, received_at: datetime) -> Dump:
     for title_para, abstract_para in pairs:
         builder.add(title_para, abstract_para, None)
 
+    builder.report_left_overs()
     papers = _with_side_counts(_with_arxiv_ids(builder.papers, links), side)
     if not papers:
         why = f"no paper entry found after {header_text}"
@@ -395,7 +430,7 @@ def parse_page_text(text: str, *, name: str, received_at: datetime) -> Dump:
         raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name, line=header_number)
     kept = deduplicate(papers)
     evidence = []
-    if links:
+    if links and links.hf_pages:
         evidence.append(PAPER_LINKS)
     if chrome:
         evidence.append(PAGE_CHROME)
@@ -417,34 +452,74 @@ def parse_page_text(text: str, *, name: str, received_at: datetime) -> Dump:
 
 # "[image]", "[Bild]", "[Imagen]", "[图片]": what text extractions leave for a picture.
 _PLACEHOLDER_RE = re.compile(r"^[\[(（【]\s*[^\W\d_][^\[\]()（）【】]{0,30}[\])）】]$")
+# A bracketed word inside a line ("[Bild] [Bild] · 8 authors": the avatars).
+_BRACKETED_WORD_RE = re.compile(r"\[[^\W\d_]{1,20}\]")
+_REPEATED = 3  # a bracketed word seen this often is a placeholder, wherever it stands
+
+
+def _without_placeholders(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Lines with the image placeholders a text extraction left inside them removed: a
+    bracketed word ("[Bild]", "[image]", "[画像]") that the text repeats at least
+    `_REPEATED` times is no word of a title or abstract."""
+    seen: dict[str, int] = {}
+    for _, line in lines:
+        if "[" in line:
+            for word in _BRACKETED_WORD_RE.findall(line):
+                seen[word] = seen.get(word, 0) + 1
+    repeated = {word for word, count in seen.items() if count >= _REPEATED}
+    if not repeated:
+        return lines
+    out: list[tuple[int, str]] = []
+    for number, line in lines:
+        if "[" in line:
+            line = _BRACKETED_WORD_RE.sub(
+                lambda match: "" if match.group(0) in repeated else match.group(0), line
+            )
+            line = " ".join(line.split())
+        out.append((number, line))
+    return out
 
 
 @dataclass(frozen=True)
 class _Side:
     """Counts on lines of their own that are not part of any title or abstract."""
 
-    upvotes: list[tuple[int, int]]  # (line number, count) of upvote-button lines
-    stars: list[tuple[int, int]]  # (line number, count) of GitHub-stars lines
+    upvotes: list[tuple[int, int]] = field(default_factory=list)  # (line number, count)
+    stars: list[tuple[int, int]] = field(default_factory=list)
+    comments: list[tuple[int, int]] = field(default_factory=list)
+
+
+_MAX_COUNT_LENGTH = 9  # "1,234,567": a longer run of digits is text, not a count
+
+
+def _alone(lines: list[tuple[int, str]], index: int) -> bool:
+    """Is line `index` a paragraph of its own (blank or nothing before and after)?"""
+    before = index == 0 or not lines[index - 1][1]
+    after = index + 1 == len(lines) or not lines[index + 1][1]
+    return before and after
 
 
 def _set_aside_side_lines(
-    lines: list[tuple[int, str]],
+    lines: list[tuple[int, str]], comment_lines: set[int]
 ) -> tuple[list[tuple[int, str]], _Side]:
-    """Remove upvote-button lines ("[-] 12", "▲ 12"), GitHub-stars lines ("★ 1.2k"),
-    "Submitted by" lines and image placeholders; keep the counts with their lines."""
+    """Take out upvote-button lines ("[-] 12", "▲ 12", a count standing alone), GitHub
+    stars ("★ 1.2k"), comment counts (linked to #community), "Submitted by" lines and
+    image placeholders ("[image]", "[Bild]"); keep the counts with their lines. A blank
+    line takes the place of each, so paragraphs stay apart."""
     kept: list[tuple[int, str]] = []
-    side = _Side([], [])
-    for number, line in lines:
-        if UPVOTE_LINE_RE.match(line) and not COUNT_RE.match(line):
+    side = _Side()
+    for index, (number, line) in enumerate(lines):
+        count = len(line) <= _MAX_COUNT_LENGTH and COUNT_RE.match(line) is not None
+        if number in comment_lines and count:
+            side.comments.append((number, parse_count(line)))
+        elif (UPVOTE_LINE_RE.match(line) and not count) or (count and _alone(lines, index)):
             side.upvotes.append((number, upvotes_of(line) or 0))
-            continue
-        stars = stars_of(line)
-        if stars is not None:
+        elif (stars := stars_of(line)) is not None:
             side.stars.append((number, stars))
+        elif not (SUBMITTED_BY_RE.match(line) or _PLACEHOLDER_RE.match(line)):
+            kept.append((number, line))
             continue
-        if SUBMITTED_BY_RE.match(line) or _PLACEHOLDER_RE.match(line):
-            continue
-        kept.append((number, line))
+        kept.append((number, ""))
     return kept, side
 
 
@@ -460,23 +535,24 @@ def _owner(papers: list[Paper], number: int, leading: bool) -> int | None:
 
 
 def _with_side_counts(papers: list[Paper], side: _Side) -> list[Paper]:
-    if not papers or not (side.upvotes or side.stars):
+    """Give each paper the upvotes, stars and comments on the side lines it owns."""
+    if not papers:
         return papers
     first_title = min(paper.line for paper in papers)
     out = list(papers)
-    for entries, field_name in ((side.upvotes, "upvotes"), (side.stars, "github_stars")):
-        if not entries:
-            continue
-        leading = entries[0][0] < first_title
+    for entries, name in ((side.upvotes, "upvotes"), (side.stars, "stars"), (side.comments, "")):
+        leading = bool(entries) and name != "" and entries[0][0] < first_title
         for number, count in entries:
             index = _owner(out, number, leading)
-            if index is not None:
-                paper = out[index]
-                out[index] = (
-                    replace(paper, upvotes=count)
-                    if field_name == "upvotes"
-                    else replace(paper, github_stars=count)
-                )
+            if index is None:
+                continue
+            paper = out[index]
+            if name == "upvotes":
+                out[index] = replace(paper, upvotes=count)
+            elif name == "stars":
+                out[index] = replace(paper, github_stars=count)
+            else:
+                out[index] = replace(paper, comments=count)
     return out
 
 
@@ -485,45 +561,65 @@ def _with_side_counts(papers: list[Paper], side: _Side) -> list[Paper]:
 # ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Links:
+    """The URLs an export wrote beside the page's text."""
+
+    papers: list[tuple[int, str]]  # (line number, arXiv id) of each paper URL
+    hf_pages: int  # how many point at a Hugging Face paper page
+    comments: set[int]  # line numbers of counts linked to a paper's #community
+
+
+_TRAILING_URL_RE = re.compile(r"^(?P<text>.*\S)\s+[<(](?P<url>https?://[^\s<>()]+)[>)]$")
+
+
 def _set_aside_url_lines(
     lines: list[tuple[int, str]],
-) -> tuple[list[tuple[int, str]], list[tuple[int, str]] | None]:
-    """Remove the lines that are nothing but a URL, when the text is an export with link
-    URLs on their own lines (it has such a line pointing at a paper). Returns the other
-    lines and the (line number, arXiv id) of each paper URL; None as the second value for
-    a plain page text."""
-    if not any(is_paper_url_line(text) for _, text in lines):
+) -> tuple[list[tuple[int, str]], _Links | None]:
+    """Take out the URLs of an export that writes each link's URL on its own line (or
+    after its text, `Title <https://...>`), when it has one pointing at a paper. A URL
+    line ends its link's text, so it becomes a blank line (the title's link separates
+    it from the abstract). None as the second value for a plain page text."""
+    if not any(is_paper_url_line(text) or _TRAILING_URL_RE.match(text) for _, text in lines):
         return lines, None
     kept: list[tuple[int, str]] = []
-    links: list[tuple[int, str]] = []
+    links = _Links([], 0, set())
     for number, text in lines:
-        match = URL_LINE_RE.match(text)
-        if match is None:
+        whole = URL_LINE_RE.match(text)
+        trailing = None if whole else _TRAILING_URL_RE.match(text)
+        if whole is None and trailing is None:
             kept.append((number, text))
             continue
-        arxiv_id = arxiv_id_of(match.group(1))
-        if arxiv_id is not None:
-            links.append((number, arxiv_id))
+        url = whole.group(1) if whole else trailing["url"] if trailing else ""
+        kept.append((number, trailing["text"] if trailing else ""))
+        arxiv_id = arxiv_id_of(url)
+        if arxiv_id is None:
+            continue
+        if "#community" in url:
+            previous = next((item for item in reversed(kept) if item[1]), None)
+            if previous is not None and COUNT_RE.match(previous[1]):
+                links.comments.add(previous[0])
+            continue
+        links.papers.append((number, arxiv_id))
+        links = replace(links, hf_pages=links.hf_pages + bool(hf_paper_id(url)))
+    if not links.papers:
+        return lines, None
     return kept, links
 
 
-def _with_arxiv_ids(papers: list[Paper], links: list[tuple[int, str]] | None) -> list[Paper]:
+def _with_arxiv_ids(papers: list[Paper], found: _Links | None) -> list[Paper]:
     """Give each paper the first paper URL between its title and the next paper's title
     (the title's own link comes right under it; the abstract's link, if any, after)."""
-    if not links:
+    if not found or not found.papers:
         return papers
+    link_lines = [number for number, _ in found.papers]  # in line order
     starts = sorted(paper.line for paper in papers)
     out: list[Paper] = []
     for paper in papers:
-        later = [line for line in starts if line > paper.line]
-        end = later[0] if later else None
-        found = next(
-            (
-                arxiv_id
-                for number, arxiv_id in links
-                if number > paper.line and (end is None or number < end)
-            ),
-            None,
-        )
-        out.append(replace(paper, arxiv_id=found) if found else paper)
+        following = bisect.bisect_right(starts, paper.line)
+        end = starts[following] if following < len(starts) else None
+        at = bisect.bisect_right(link_lines, paper.line)
+        if at < len(link_lines) and (end is None or link_lines[at] < end):
+            paper = replace(paper, arxiv_id=found.papers[at][1])
+        out.append(paper)
     return out
