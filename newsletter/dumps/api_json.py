@@ -17,7 +17,9 @@ and the list may sit under one key of an object (`{"papers": [...]}`). Titles an
 summaries have hard line breaks, which are folded into spaces.
 
 The page date is the newest day an entry was put on Daily Papers (`submittedOnDailyAt`);
-without one, the newest `publishedAt`; without either, the day the file was received.
+without one (the 2024 form), the newest `publishedAt` of the entries themselves (when
+they were listed; the paper's own `publishedAt` is arXiv's); without either, the day the
+file was received.
 """
 
 from __future__ import annotations
@@ -196,8 +198,12 @@ def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
         if not abstract:
             warnings.append(f"{where}: entry {number} {shorten(title)!r} has no summary: kept")
         published = _day(paper.get("publishedAt")) or _day(entry.get("publishedAt"))
-        if published is not None:
-            published_days.append(published)
+        # The entry's own publishedAt is when it was put on Daily Papers; the paper's
+        # is when arXiv published it.
+        put_on_list = _day(entry.get("publishedAt")) if paper is not entry else None
+        listed_on = put_on_list or published
+        if listed_on is not None:
+            published_days.append(listed_on)
         for when in (paper.get("submittedOnDailyAt"), entry.get("submittedOnDailyAt")):
             day = _day(when)
             if day is not None:
