@@ -170,13 +170,21 @@ def test_api_json_gives_the_papers_with_their_arxiv_ids() -> None:
         key=paper_key(LCM),
         title=LCM,  # the hard line breaks of the API are folded
         abstract=LCM_ABSTRACT,
-        authors_count=None,
+        authors_count=lcm.authors_count,
         organization="AI at Meta",
         published=date(2024, 12, 11),
         upvotes=21,
         arxiv_id="2412.08821",
         line=lcm.line,
+        authors=lcm.authors,
+        comments=2,
+        github_repo="https://github.com/facebookresearch/large_concept_model",
+        github_stars=2100,
+        ai_summary="A model that reasons over sentences rather than tokens.",
+        ai_keywords=("concept", "sentence embedding", "SONAR"),
     )
+    # The names the API gives are kept, in its order.
+    assert lcm.authors and lcm.authors[0] == "Author 0" and lcm.authors_count == len(lcm.authors)
     assert text.split("\n")[lcm.line - 1].strip() == '"id": "2412.08821",'
     assert (complexity.title, complexity.abstract) == (COMPLEXITY, COMPLEXITY_ABSTRACT)
     assert (complexity.authors_count, complexity.organization, complexity.upvotes) == (3, None, 0)

@@ -10,13 +10,16 @@ That is a list of entries, each with a `paper` object::
                 "organization": {"name": "facebook", "fullname": "AI at Meta"}},
       "publishedAt": "...", "title": "...", "numComments": 3}, ...]
 
-Newer responses add fields (`ai_summary`, `ai_keywords`, `githubRepo`, ...): fields this
-module does not use are ignored, never errors. Entries may also be bare paper objects,
+Newer responses add fields: `ai_summary`, `ai_keywords`, `githubRepo`, `githubStars`,
+`projectPage`, `organization`; they are kept when present, and fields this module does not
+know are ignored, never errors. Entries may also be bare paper objects,
 and the list may sit under one key of an object (`{"papers": [...]}`). Titles and
 summaries have hard line breaks, which are folded into spaces.
 
 The page date is the newest day an entry was put on Daily Papers (`submittedOnDailyAt`);
-without one, the newest `publishedAt`; without either, the day the file was received.
+without one (the 2024 form), the newest `publishedAt` of the entries themselves (when
+they were listed; the paper's own `publishedAt` is arXiv's); without either, the day the
+file was received.
 """
 
 from __future__ import annotations
@@ -25,18 +28,24 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from newsletter.dumps import API_JSON, Dump, Paper, is_arxiv_id, paper_key
+from newsletter.dumps.model import (
+    API_ENTRIES,
+    API_JSON,
+    Dump,
+    Paper,
+    deduplicate,
+    duplicates_warning,
+    fold,
+    paper_key,
+    shorten,
+)
+from newsletter.dumps.vocabulary import is_arxiv_id
 from newsletter.errors import DumpError
 
 EXPECTED = (
     "expected the JSON of the Hugging Face daily papers API: a list of entries, each with a "
     '"paper" object that has at least a "title"'
 )
-
-
-def _fold(value: object) -> str:
-    """A text field with its hard line breaks and runs of spaces folded into one space."""
-    return " ".join(value.split()) if isinstance(value, str) else ""
 
 
 def _day(value: object) -> date | None:
@@ -66,10 +75,10 @@ def _count(value: object) -> int:
 
 def _organization(value: object) -> str | None:
     if isinstance(value, str):
-        return _fold(value) or None
+        return fold(value) or None
     if isinstance(value, dict):
         for field in ("fullname", "name"):
-            text = _fold(value.get(field))
+            text = fold(value.get(field))
             if text:
                 return text
     return None
@@ -96,11 +105,14 @@ def _entries(data: object, name: str) -> list[Any]:
 
 
 class _Lines:
-    """Finds the line of an entry in the text, for messages: where its id or title is."""
+    """Finds the line of each entry in the text, for messages: where its id or title is.
+    Entries come in text order, so the search and the line count only move forward
+    (linear in the size of the text, however many entries)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.position = 0
+        self.line = 1
 
     def find(self, *needles: str) -> int:
         for needle in needles:
@@ -110,9 +122,45 @@ class _Lines:
             if found < 0:
                 found = self.text.find(json.dumps(needle, ensure_ascii=False), self.position)
             if found >= 0:
-                self.position = found + 1
-                return self.text.count("\n", 0, found) + 1
+                self.line += self.text.count("\n", self.position, found)
+                self.position = found
+                return self.line
         return 0
+
+
+def _names(value: object) -> tuple[str, ...]:
+    """Author names from the API's `authors` list (objects with a `name`, or strings)."""
+    if not isinstance(value, list):
+        return ()
+    names = (fold(item.get("name")) if isinstance(item, dict) else fold(item) for item in value)
+    return tuple(name for name in names if name)
+
+
+def _keywords(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(dict.fromkeys(word for word in map(fold, value) if word))
+
+
+def _optional_count(value: object) -> int | None:
+    return None if value is None or isinstance(value, bool) else _count(value)
+
+
+def _url(value: object) -> str | None:
+    text = fold(value)
+    return text if text.startswith(("https://", "http://")) else None
+
+
+def _has_evidence(entry: dict[str, Any], paper: dict[str, Any]) -> bool:
+    """Does this entry look like the API's: a `paper` object with a title and an arXiv
+    id or a summary, or a bare paper with an arXiv id, a title and a summary?"""
+    raw_id = paper.get("id")
+    has_id = isinstance(raw_id, str) and is_arxiv_id(raw_id)
+    has_title = bool(fold(paper.get("title")))
+    has_summary = bool(fold(paper.get("summary")))
+    if paper is not entry:
+        return has_title and (has_id or has_summary)
+    return has_id and has_title and has_summary
 
 
 def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
@@ -132,7 +180,7 @@ def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
     warnings: list[str] = []
     listed: list[date] = []  # days the entries were put on Daily Papers
     published_days: list[date] = []
-    seen: dict[str, int] = {}
+    evidenced = 0
     for number, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict):
             warnings.append(f"{name}: entry {number} is not an object: skipped")
@@ -140,18 +188,22 @@ def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
         paper = entry["paper"] if isinstance(entry.get("paper"), dict) else entry
         raw_id = paper.get("id")
         arxiv_id = raw_id.strip() if isinstance(raw_id, str) and is_arxiv_id(raw_id) else None
-        title = _fold(paper.get("title")) or _fold(entry.get("title"))
+        title = fold(paper.get("title")) or fold(entry.get("title"))
         line = lines.find(arxiv_id or "", paper.get("title") or "")
         where = f"{name}:{line}" if line else name
         if not paper_key(title):
             warnings.append(f"{where}: skipped entry {number}: it has no title")
             continue
-        abstract = _fold(paper.get("summary")) or _fold(entry.get("summary"))
+        abstract = fold(paper.get("summary")) or fold(entry.get("summary"))
         if not abstract:
-            warnings.append(f"{where}: entry {number} {title[:70]!r} has no summary: kept")
+            warnings.append(f"{where}: entry {number} {shorten(title)!r} has no summary: kept")
         published = _day(paper.get("publishedAt")) or _day(entry.get("publishedAt"))
-        if published is not None:
-            published_days.append(published)
+        # The entry's own publishedAt is when it was put on Daily Papers; the paper's
+        # is when arXiv published it.
+        put_on_list = _day(entry.get("publishedAt")) if paper is not entry else None
+        listed_on = put_on_list or published
+        if listed_on is not None:
+            published_days.append(listed_on)
         for when in (paper.get("submittedOnDailyAt"), entry.get("submittedOnDailyAt")):
             day = _day(when)
             if day is not None:
@@ -161,26 +213,39 @@ def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
             entry.get("organization")
         )
         authors = paper.get("authors")
-        authors_count = len(authors) if isinstance(authors, list) and authors else None
-        record = Paper(
-            key=paper_key(title),
-            title=title,
-            abstract=abstract,
-            authors_count=None if organization else authors_count,
-            organization=organization,
-            published=published,
-            upvotes=_count(paper.get("upvotes", entry.get("upvotes"))),
-            arxiv_id=arxiv_id,
-            line=line,
+        names = _names(authors)
+        if _has_evidence(entry, paper):
+            evidenced += 1
+        papers.append(
+            Paper(
+                key=paper_key(title),
+                title=title,
+                abstract=abstract or fold(paper.get("ai_summary")),
+                authors_count=len(authors) if isinstance(authors, list) and authors else None,
+                organization=organization,
+                published=published,
+                upvotes=_count(paper.get("upvotes", entry.get("upvotes"))),
+                arxiv_id=arxiv_id,
+                line=line,
+                authors=names,
+                comments=_optional_count(entry.get("numComments", paper.get("numComments"))),
+                github_repo=_url(paper.get("githubRepo")),
+                github_stars=_optional_count(paper.get("githubStars")),
+                project_page=_url(paper.get("projectPage")),
+                ai_summary=fold(paper.get("ai_summary")) or None,
+                ai_keywords=_keywords(paper.get("ai_keywords")),
+            )
         )
-        if record.key in seen:
-            warnings.append(f"{where}: duplicate entry {title[:70]!r}: kept the later one")
-            papers[seen[record.key]] = record
-            continue
-        seen[record.key] = len(papers)
-        papers.append(record)
     if not papers:
         why = "the list is empty" if not entries else "no entry has a title"
         raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name, line=1)
     page_date = max(listed or published_days or [received_at.date()])
-    return Dump(name=name, page_date=page_date, papers=papers, warnings=warnings, shape=API_JSON)
+    kept = deduplicate(papers)
+    return Dump(
+        name=name,
+        page_date=page_date,
+        papers=kept,
+        warnings=warnings + duplicates_warning(name, len(papers), len(kept)),
+        shape=API_JSON,
+        evidence=(API_ENTRIES,) if evidenced else (),
+    )

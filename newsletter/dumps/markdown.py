@@ -31,27 +31,36 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from newsletter.dumps import (
-    _AUTHORS_RE,
-    _BULLET_RE,
-    _MAX_ORG_LENGTH,
-    _MAX_TITLE_LENGTH,
-    _MIDDOT,
-    _UPVOTES_RE,
+from newsletter.dumps.model import (
     MARKDOWN,
+    METADATA_LINES,
+    PAGE_CHROME,
+    PAPER_LINKS,
     Dump,
     Paper,
-    _DateLine,
-    _is_chrome,
-    _month_day_exists,
-    _parse_count,
-    _read_date_line,
-    _resolve_page_date,
-    _resolve_paper_date,
-    _shorten,
-    _split_inline_meta,
-    arxiv_id_of,
+    deduplicate,
+    duplicates_warning,
     paper_key,
+    shorten,
+)
+from newsletter.dumps.vocabulary import (
+    AUTHORS_RE,
+    BULLET_RE,
+    COUNT_RE,
+    MAX_ORG_LENGTH,
+    MAX_TITLE_LENGTH,
+    MIDDOT,
+    DateLine,
+    arxiv_id_of,
+    hf_paper_id,
+    is_chrome,
+    is_signature_chrome,
+    month_day_exists,
+    parse_count,
+    read_date_line,
+    resolve_page_date,
+    resolve_paper_date,
+    split_meta_line,
 )
 from newsletter.errors import DumpError
 
@@ -73,6 +82,7 @@ _LINK_RE = re.compile(
 )
 _REF_LINK_RE = re.compile(rf"\[({_BRACKETS})\]\[[^\]]*\]")
 _AUTOLINK_RE = re.compile(r"<(https?://[^>\s]+)>")
+_CODE_RE = re.compile(r"(`+)([^`]+?)\1")  # a code span: its text is code, never a link
 _BR_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _TAG_RE = re.compile(r"</?[A-Za-z][^>\n]*>")
 _STRONG_RE = re.compile(r"\*\*|__")
@@ -109,13 +119,15 @@ class _Entry:
     title: str
     line: int
     arxiv_id: str | None
+    hf_link: bool = False  # the title links to a Hugging Face paper page
     items: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _inline(raw: str) -> tuple[str, list[str]]:
     """Markdown text to plain text (line breaks kept), and the link targets in order."""
     urls: list[str] = []
-    text = re.sub(r"\\\n", "\n", raw)  # a backslash hard break
+    text = _CODE_RE.sub(lambda match: match.group(2).replace("](", "] ("), raw)
+    text = re.sub(r"\\\n", "\n", text)  # a backslash hard break
     text = text.removesuffix("\\")
     text = _BR_RE.sub("\n", text)
     text = _IMAGE_RE.sub("", text)
@@ -146,15 +158,15 @@ def _fold(text: str) -> str:
 
 
 def _is_count(text: str) -> bool:
-    return bool(_UPVOTES_RE.match(text) or _ZERO_RE.match(text))
+    return bool(COUNT_RE.match(text) or _ZERO_RE.match(text))
 
 
 def _count(text: str) -> int:
-    return 0 if _ZERO_RE.match(text) else _parse_count(text)
+    return 0 if _ZERO_RE.match(text) else parse_count(text)
 
 
-def _date_of(text: str) -> _DateLine | None:
-    return _read_date_line(_DATE_PREFIX_RE.sub("", text))
+def _date_of(text: str) -> DateLine | None:
+    return read_date_line(_DATE_PREFIX_RE.sub("", text))
 
 
 def _blocks(lines: list[str], start: int) -> list[_Block]:
@@ -255,13 +267,17 @@ def _is_title_link(raw: list[str], text: str, urls: list[str]) -> bool:
         len(urls) == 1
         and _LINK_RE.fullmatch(_IMAGE_RE.sub("", joined).strip()) is not None
         and bool(_HAS_LETTER_RE.search(text))
-        and len(_fold(text)) <= _MAX_TITLE_LENGTH
+        and len(_fold(text)) <= MAX_TITLE_LENGTH
     )
+
+
+def _any_hf(urls: list[str]) -> bool:
+    return any(hf_paper_id(url) for url in urls)
 
 
 def _is_chrome_heading(text: str) -> bool:
     squashed = " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
-    return _is_chrome(text) or squashed in _MARKDOWN_CHROME
+    return is_chrome(text) or squashed in _MARKDOWN_CHROME
 
 
 def _entries(blocks: list[_Block]) -> tuple[list[_Entry], list[tuple[int, str]]]:
@@ -286,7 +302,7 @@ def _entries(blocks: list[_Block]) -> tuple[list[_Entry], list[tuple[int, str]]]
         title = _fold(text)
         if block.kind == "heading":
             if ids and paper_key(title):
-                current = _Entry(title, block.line, ids[0])
+                current = _Entry(title, block.line, ids[0], _any_hf(urls))
                 entries.append(current)
             elif not urls and paper_key(title) and not _is_chrome_heading(title):
                 if _date_of(title) is not None:  # "# Dec 11": the page's date, not a paper
@@ -302,7 +318,7 @@ def _entries(blocks: list[_Block]) -> tuple[list[_Entry], list[tuple[int, str]]]
             and (current is None or ids[0] != current.arxiv_id)
             and _is_title_link(block.raw, text, urls)
         ):
-            current = _Entry(title, block.line, ids[0])
+            current = _Entry(title, block.line, ids[0], _any_hf(urls))
             entries.append(current)
             continue
         (current.items if current else before).extend(lines_of(block, text))
@@ -314,7 +330,7 @@ class _Fields:
     abstract: str
     upvotes: int
     who: str | None
-    when: _DateLine | None
+    when: DateLine | None
     when_text: str | None
 
 
@@ -322,13 +338,13 @@ def _split_meta(line: str) -> list[str]:
     """A metadata line written on one line ("21 · 4 authors · Dec 11, 2024") as separate
     lines: ["21", "4 authors", "·", "Dec 11, 2024"]; any other line as it is. (A leading
     "·" is what is left of "- · ..." once the "-" of no upvotes was read as a bullet.)"""
-    parts = [part.strip() for part in re.split("|".join(map(re.escape, _MIDDOT)), line)]
+    parts = [part.strip() for part in re.split("|".join(map(re.escape, MIDDOT)), line)]
     if parts and not parts[0]:
         parts = parts[1:]
     if len(parts) >= 2 and _date_of(parts[-1]) is not None:
-        if all(0 < len(part) <= _MAX_ORG_LENGTH for part in parts[:-1]):
+        if all(0 < len(part) <= MAX_ORG_LENGTH for part in parts[:-1]):
             return [*parts[:-1], "·", parts[-1]]
-    return _split_inline_meta(line)
+    return split_meta_line(line)
 
 
 def _fields(items: list[tuple[int, str]]) -> _Fields:
@@ -339,7 +355,7 @@ def _fields(items: list[tuple[int, str]]) -> _Fields:
     count = len(texts)
     dates = [_date_of(text) for text in texts]
     mid: int | None = None
-    dots = [i for i, text in enumerate(texts) if text in _MIDDOT]
+    dots = [i for i, text in enumerate(texts) if text in MIDDOT]
     if dots:
         mid = next((i for i in dots if i + 1 < count and dates[i + 1] is not None), dots[0])
     who_at: int | None = None
@@ -350,14 +366,14 @@ def _fields(items: list[tuple[int, str]]) -> _Fields:
         date_at = mid + 1 if mid + 1 < count and dates[mid + 1] is not None else None
         before = mid - 1
         if before >= 0 and not _is_count(texts[before]):
-            if _AUTHORS_RE.match(texts[before]) or len(texts[before]) <= _MAX_ORG_LENGTH:
+            if AUTHORS_RE.match(texts[before]) or len(texts[before]) <= MAX_ORG_LENGTH:
                 who_at = before
         end = who_at if who_at is not None else mid
     else:
         # No separator: an authors line or a date line starts the metadata, if any.
-        marks = [i for i, text in enumerate(texts) if _AUTHORS_RE.match(text) or dates[i]]
+        marks = [i for i, text in enumerate(texts) if AUTHORS_RE.match(text) or dates[i]]
         end = marks[0] if marks else count
-        if marks and _AUTHORS_RE.match(texts[end]):
+        if marks and AUTHORS_RE.match(texts[end]):
             who_at = end
             date_at = end + 1 if end + 1 < count and dates[end + 1] is not None else None
         elif marks:
@@ -369,7 +385,7 @@ def _fields(items: list[tuple[int, str]]) -> _Fields:
     if upvotes_at is None and end > 0 and _is_count(texts[end - 1]):
         end -= 1
         upvotes_at = end
-    abstract = " ".join(text for text in texts[:end] if not _is_chrome(text))
+    abstract = " ".join(text for text in texts[:end] if not is_chrome(text))
     when = dates[date_at] if date_at is not None else None
     upvotes = 0
     if upvotes_at is not None:
@@ -388,12 +404,12 @@ def _fields(items: list[tuple[int, str]]) -> _Fields:
 def _page_date_from(before: list[tuple[int, str]], received_at: datetime) -> date | None:
     """The header date line among the lines before the first paper."""
     for _, text in before:
-        for part in _split_inline_meta(text):
+        for part in split_meta_line(text):
             parsed = _date_of(part)
             if parsed is None or parsed.upvotes is not None:
                 continue
-            if _month_day_exists(parsed.month, parsed.day):
-                return _resolve_page_date(parsed, received_at)
+            if month_day_exists(parsed.month, parsed.day):
+                return resolve_page_date(parsed, received_at)
     return None
 
 
@@ -406,9 +422,8 @@ def parse_markdown(text: str, *, name: str, received_at: datetime) -> Dump:
 
     papers: list[Paper] = []
     warnings: list[str] = []
-    position: dict[str, int] = {}
     for entry in entries:
-        what = repr(_shorten(entry.title))
+        what = repr(shorten(entry.title))
         where = f"{name}:{entry.line}"
         key = paper_key(entry.title)
         fields = _fields(entry.items)
@@ -418,19 +433,19 @@ def parse_markdown(text: str, *, name: str, received_at: datetime) -> Dump:
             continue
         published = None
         if fields.when is not None:
-            published = _resolve_paper_date(fields.when, page_date)
+            published = resolve_paper_date(fields.when, page_date)
             if published is None:
                 warnings.append(
                     f"{where}: entry {what}: impossible date {fields.when_text!r}: kept without"
                 )
-        authors = _AUTHORS_RE.match(fields.who) if fields.who else None
+        authors = AUTHORS_RE.match(fields.who) if fields.who else None
         paper = Paper(
             key=key,
             title=entry.title,
             abstract=fields.abstract,
             authors_count=int(authors.group(1)) if authors else None,
             organization=(
-                _BULLET_RE.sub("", fields.who).strip() or None
+                BULLET_RE.sub("", fields.who).strip() or None
                 if fields.who and not authors
                 else None
             ),
@@ -439,18 +454,25 @@ def parse_markdown(text: str, *, name: str, received_at: datetime) -> Dump:
             arxiv_id=entry.arxiv_id,
             line=entry.line,
         )
-        if key in position:
-            earlier = papers[position[key]]
-            warnings.append(
-                f"{where}: duplicate entry {what} (also at line {earlier.line}): kept the later one"
-            )
-            papers[position[key]] = paper
-            continue
-        position[key] = len(papers)
         papers.append(paper)
     if not papers:
         why = "no paper entry found"
         if entries:
             why += f" ({len(entries)} heading(s) without an abstract skipped)"
         raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name)
-    return Dump(name=name, page_date=page_date, papers=papers, warnings=warnings, shape=MARKDOWN)
+    kept = deduplicate(papers)
+    evidence = []
+    if any(entry.hf_link for entry in entries):
+        evidence.append(PAPER_LINKS)
+    if any(is_signature_chrome(text) for _, text in before):
+        evidence.append(PAGE_CHROME)
+    if any(p.published and (p.authors_count or p.organization) for p in kept):
+        evidence.append(METADATA_LINES)
+    return Dump(
+        name=name,
+        page_date=page_date,
+        papers=kept,
+        warnings=warnings + duplicates_warning(name, len(papers), len(kept)),
+        shape=MARKDOWN,
+        evidence=tuple(evidence),
+    )
