@@ -248,6 +248,7 @@ class Service:
         self.scheduler: AsyncIOScheduler | None = None
         self._send_lock = asyncio.Lock()
         self._intake_lock = asyncio.Lock()  # one pass at a time over the inbox
+        self._fetch_lock = asyncio.Lock()  # one fetch at a time; a send waits for it
         self._running: set[asyncio.Task[object]] = set()
         self._forced = False
 
@@ -276,9 +277,12 @@ class Service:
         """Fetch the day's papers into the inbox and ingest them; None when it failed (or
         was cut short by a stop). A failure or a day without papers (yet) is tried again
         every `fetch_retry_interval` minutes until the send time."""
-        if self.stopping.is_set():
-            return None
-        now = now or datetime.now(self.settings.zone)
+        if self.stopping.is_set() or self._fetch_lock.locked():
+            return None  # stopping, or another fetch job is at it (it retries if need be)
+        async with self._fetch_lock:
+            return await self._fetch(now or datetime.now(self.settings.zone))
+
+    async def _fetch(self, now: datetime) -> FetchResult | None:
         day = now.astimezone(self.settings.zone).date()
         try:
             result = await self._unless_stopped(fetch_day_async(self.settings, day))
@@ -369,6 +373,10 @@ class Service:
         async with self._send_lock:
             if self.stopping.is_set():
                 return SendOutcome(None, True, "stopping")
+            if self._fetch_lock.locked():  # its papers belong in this issue
+                log.info("waiting for the fetch in flight before building the issue")
+                async with self._fetch_lock:
+                    pass
             now = now or datetime.now(self.settings.zone)
             instant = latest_send(self.settings, now)
             issue_date = instant.astimezone(self.settings.zone).date()

@@ -497,3 +497,47 @@ def test_a_stop_does_not_wait_for_a_hanging_fetch(project: Path) -> None:
     text = log_path.read_text()
     assert "fetch abandoned: stopping" in text and "newsletter service stopped" in text
     assert "failed" not in text and inbox_files(project) == []
+
+
+def test_the_send_waits_for_a_fetch_in_flight(project: Path) -> None:
+    zone = ZoneInfo(noon_zone())
+    send_at = (datetime.now(zone) + timedelta(seconds=6)).replace(microsecond=0)
+    with http_server(Reply(200, api_body(4), hang=9)) as server:
+        env = service_env(
+            server,
+            NEWSLETTER_TIMEZONE=str(zone),
+            NEWSLETTER_SEND_TIME=f"{send_at:%H:%M:%S}",
+            NEWSLETTER_FETCH_TIMEOUT="30",
+        )
+        log_path = project / "run.log"
+        with log_path.open("wb") as log:
+            service = subprocess.Popen(
+                [sys.executable, "-m", "newsletter", "run", "--dry-run"],
+                cwd=project,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                deadline = time.monotonic() + TIMEOUT
+                while "(dry run): wrote" not in log_path.read_text():
+                    assert service.poll() is None, log_path.read_text()
+                    assert time.monotonic() < deadline, log_path.read_text()
+                    time.sleep(0.1)
+                service.terminate()
+                assert service.wait(TIMEOUT) == 0
+            finally:
+                if service.poll() is None:
+                    service.kill()
+                    service.wait(10)
+    text = log_path.read_text()
+    order = [
+        "waiting for the fetch in flight",
+        "fetched 4 papers",
+        "with 4 papers, 4 new",
+        "built for",
+        "(dry run): wrote",
+    ]
+    positions = [text.find(line) for line in order]
+    assert -1 not in positions and positions == sorted(positions), text
+    assert list((project / "outbox").glob("*/*.eml"))
