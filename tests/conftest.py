@@ -24,6 +24,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_"):
             monkeypatch.delenv(name)
+    # Commands run as subprocesses import this checkout, not whichever one the
+    # interpreter has installed (a worktree shares its .venv with the main checkout).
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    )
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
