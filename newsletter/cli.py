@@ -97,6 +97,75 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def cmd_dumps(args: argparse.Namespace, settings: Settings) -> int:
+    with Store(settings.database_path) as store:
+        records = store.dumps()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": record.id,
+                    "file": record.name,
+                    "shape": record.shape,
+                    "page_date": record.page_date.isoformat(),
+                    "papers": record.papers,
+                    "new_papers": record.new_papers,
+                    "ingested_at": record.ingested_at.isoformat(),
+                }
+                for record in records
+            ]
+        )
+        return 0
+    if not records:
+        print("No dump has been ingested yet; 'newsletter ingest FILE' reads one.")
+        return 0
+    print(f"{'id':>4}  {'shape':20}  {'page':10}  {'papers':>6}  {'new':>4}  {'ingested':16}  file")
+    for record in records:
+        print(
+            f"{record.id:>4}  {record.shape or 'not recorded':20}  {record.page_date}  "
+            f"{record.papers:>6}  {record.new_papers:>4}  "
+            f"{record.ingested_at:%Y-%m-%d %H:%M}  {record.name}"
+        )
+    return 0
+
+
+def _papers(count: int) -> str:
+    return f"{count} paper{'' if count == 1 else 's'}"
+
+
+def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.pipeline import forget_dump
+
+    with Store(settings.database_path) as store:
+        gone = forget_dump(settings, store, args.dump)
+    dump = gone.dump
+    others = ", ".join(str(number) for number in gone.other_dumps)
+    plural = "s" if len(gone.other_dumps) > 1 else ""
+    also = f"also in dump{plural} {others}" if others else "in no other dump"
+    planned = (
+        f", {gone.planned} kept because an issue still being sent lists them"
+        if gone.planned
+        else ""
+    )
+    print(
+        f"Forgot dump {dump.id} ({dump.name}, {dump.shape or 'shape not recorded'}, page of "
+        f"{dump.page_date}): {_papers(gone.removed)} removed, {gone.shared} kept"
+        f" ({also}), {gone.delivered} kept because already delivered"
+        f"{planned}"
+    )
+    if gone.delivered or gone.planned:
+        print(
+            "  Papers kept for issues stay in their history (those issues still show them "
+            "and 'newsletter status' reports them); no future issue will draw them."
+        )
+    for key in gone.dry_runs:
+        print(
+            f"  Deleted the dry run of issue {key}, which drew on this dump; the next "
+            "'newsletter send --dry-run' builds it again."
+        )
+    return 0
+
+
 def _find_subscriber(settings: Settings, email: str) -> Any:
     from newsletter.subscribers import load_subscribers
 
@@ -396,6 +465,24 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="dump files")
     ingest.add_argument("--json", action="store_true", help="one JSON object per file")
     ingest.set_defaults(handler=cmd_ingest)
+
+    dumps = commands.add_parser(
+        "dumps", help="list the dumps ingested: id, shape, page date, papers, file"
+    )
+    dumps.add_argument("--json", action="store_true", help="a JSON list of dumps")
+    dumps.set_defaults(handler=cmd_dumps)
+
+    forget = commands.add_parser(
+        "forget",
+        help="remove a dump and the papers only it brought (papers already delivered stay "
+        "in the history)",
+    )
+    forget.add_argument(
+        "dump",
+        metavar="DUMP",
+        help="the dump's id, or the file name it was ingested under ('newsletter dumps')",
+    )
+    forget.set_defaults(handler=cmd_forget)
 
     rank = commands.add_parser("rank", help="show what one subscriber would get next, best first")
     rank.add_argument("email")

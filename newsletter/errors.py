@@ -53,6 +53,10 @@ class StoreError(NewsletterError, RuntimeError):
     """The SQLite state cannot be opened or is in an unexpected shape."""
 
 
+class NotFoundError(NewsletterError, LookupError):
+    """Something the user named (a dump, by id or file name) is not in the database."""
+
+
 class TemplateError(NewsletterError, RuntimeError):
     """A template failed to load, compile or render."""
 

@@ -1,7 +1,8 @@
 """One issue end to end: ingest dumps, rank for each subscriber, render, deliver.
 
 This module calls the stages in order and owns the rules that join them: which papers
-an issue may hold, who receives it, and how a re-run finds the work left to do.
+an issue may hold, who receives it, how a re-run finds the work left to do, and what
+forgetting a dump takes with it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import asyncio
 import functools
 import hashlib
 import logging
+import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -29,12 +31,12 @@ from newsletter.compose import (
 )
 from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
 from newsletter.dumps import PAGE_TEXT, Paper, decode_dump
-from newsletter.errors import DumpError
+from newsletter.errors import DumpError, NotFoundError
 from newsletter.ranking import Pick, Ranker
 from newsletter.render import Digest, Renderer
 from newsletter.semantic import Embedder, load_embedder, paper_vectors, topic_vectors
 from newsletter.settings import Settings
-from newsletter.store import Issue, PlannedPick, Store
+from newsletter.store import DumpRecord, Forgotten, Issue, PlannedPick, Store
 from newsletter.subscribers import Subscriber, load_subscribers, unsubscribe_url
 
 WEEKLY_WINDOW = timedelta(days=7)
@@ -109,7 +111,8 @@ def ingest_data(
     dump = decode_dump(data, name=name, received_at=received_at)
     result = store.ingest(dump, data=data, received_at=received_at)
     if embedder is not None:
-        paper_vectors(store, embedder, dump.papers)
+        # The stored records: a paper that joined a row by its arXiv id has that row's key.
+        paper_vectors(store, embedder, store.papers_by_key(result.keys).values())
     return IngestReport(
         file=name,
         papers=len(dump.papers),
@@ -118,6 +121,49 @@ def ingest_data(
         warnings=list(dump.warnings),
         shape=dump.shape,
     )
+
+
+def find_dump(store: Store, ref: str) -> DumpRecord:
+    """The dump `ref` names: its id as `newsletter dumps` shows it, or the file name or
+    path it was ingested under (the path as given then, the same file by another path,
+    or the bare file name when only one dump has it)."""
+    records = store.dumps()
+    text = ref.strip()
+    if text.isdigit():
+        for record in records:
+            if record.id == int(text):
+                return record
+    ways: list[Callable[[DumpRecord], bool]] = [
+        lambda record: record.name == text,
+        lambda record: os.path.abspath(record.name) == os.path.abspath(text),
+        lambda record: Path(record.name).name == Path(text).name,
+    ]
+    for same in ways:
+        found = [record for record in records if same(record)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            ids = ", ".join(str(record.id) for record in found)
+            raise NotFoundError(
+                f"{len(found)} dumps were ingested as {ref!r} (ids {ids}); name one by its id, "
+                "as 'newsletter dumps' shows them"
+            )
+    raise NotFoundError(
+        f"there is no dump {ref!r}; 'newsletter dumps' lists the ingested dumps with their "
+        "ids and file names"
+    )
+
+
+def forget_dump(settings: Settings, store: Store, ref: str) -> Forgotten:
+    """Forget the dump `ref` names (see `find_dump` and `Store.forget`), and the outbox
+    folders of the dry-run issues that went with it."""
+    record = find_dump(store, ref)
+    forgotten = store.forget(record.id)
+    if forgotten is None:  # forgotten by another process since it was looked up
+        raise NotFoundError(f"dump {record.id} ({record.name}) was forgotten meanwhile")
+    for key in forgotten.dry_runs:
+        shutil.rmtree(OutboxWriter.folder_for(settings.outbox_dir, key), ignore_errors=True)
+    return forgotten
 
 
 def issue_date_now(settings: Settings) -> date:

@@ -1,21 +1,25 @@
 """The SQLite state: dumps seen, papers, issues and the per-recipient delivery ledger.
 
 One file (the `database_path` setting). Dumps are recorded by content hash, so ingesting
-the same file twice changes nothing. Each issue freezes, at build time, who gets it and
-which papers each recipient gets; the `deliveries` rows then move
-`pending -> sending -> sent | failed`, committed at every step, and decide what a re-run
-still has to do.
+the same file twice changes nothing. A paper is one row across dumps, shapes and days
+(found by its normalised title, or by its arXiv id under another title); `dump_papers`
+says which dumps listed it, so a dump can be forgotten again. Each issue freezes, at
+build time, who gets it and which papers each recipient gets; the `deliveries` rows then
+move `pending -> sending -> sent | failed`, committed at every step, and decide what a
+re-run still has to do.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,11 +27,45 @@ import numpy.typing as npt
 from newsletter.dumps import Dump, Paper
 from newsletter.errors import StoreError
 
-# 2: paper_embeddings (vectors of the semantic ranking model). Opening a version-1 file
-# adds the table (every CREATE below is IF NOT EXISTS) and records version 2.
-SCHEMA_VERSION = 2
+# 2: paper_embeddings (vectors of the semantic ranking model).
+# 3: the richer paper records (names, comments, GitHub, project page, AI summary and
+#    keywords), each dump's shape, `dump_papers` (which dumps listed which paper), and
+#    papers that may belong to no dump (`first_dump_id` NULL: kept for the issues that
+#    delivered them after their dump was forgotten). Opening a version-1 or -2 file
+#    upgrades it in one transaction (see `Store._upgrade`).
+SCHEMA_VERSION = 3
 
-_SCHEMA = """
+# `first_dump_id` NULL: a paper detached from every dump (its dumps were forgotten, but
+# an issue delivered it): past issues still show it, no future pool draws it.
+_PAPERS = """
+CREATE TABLE IF NOT EXISTS {name} (
+    key             TEXT PRIMARY KEY,
+    title           TEXT NOT NULL,
+    abstract        TEXT NOT NULL,
+    authors_count   INTEGER,
+    organization    TEXT,
+    published       TEXT,
+    upvotes         INTEGER NOT NULL DEFAULT 0,
+    upvotes_as_of   TEXT NOT NULL,
+    arxiv_id        TEXT,
+    first_dump_id   INTEGER REFERENCES dumps(id),
+    last_dump_id    INTEGER REFERENCES dumps(id),
+    authors         TEXT NOT NULL DEFAULT '[]',
+    comments        INTEGER,
+    github_repo     TEXT,
+    github_stars    INTEGER,
+    project_page    TEXT,
+    ai_summary      TEXT,
+    ai_keywords     TEXT NOT NULL DEFAULT '[]'
+)"""
+
+# The columns of `papers` in versions 1 and 2 (copied over when upgrading).
+_OLD_PAPER_COLUMNS = (
+    "key, title, abstract, authors_count, organization, published, upvotes, upvotes_as_of,"
+    " arxiv_id, first_dump_id, last_dump_id"
+)
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -39,22 +77,18 @@ CREATE TABLE IF NOT EXISTS dumps (
     page_date   TEXT NOT NULL,
     received_at TEXT NOT NULL,
     ingested_at TEXT NOT NULL,
-    paper_count INTEGER NOT NULL
+    paper_count INTEGER NOT NULL,
+    shape       TEXT
 );
-CREATE TABLE IF NOT EXISTS papers (
-    key             TEXT PRIMARY KEY,
-    title           TEXT NOT NULL,
-    abstract        TEXT NOT NULL,
-    authors_count   INTEGER,
-    organization    TEXT,
-    published       TEXT,
-    upvotes         INTEGER NOT NULL DEFAULT 0,
-    upvotes_as_of   TEXT NOT NULL,
-    arxiv_id        TEXT,
-    first_dump_id   INTEGER NOT NULL REFERENCES dumps(id),
-    last_dump_id    INTEGER NOT NULL REFERENCES dumps(id)
-);
+{_PAPERS.format(name="papers")};
 CREATE INDEX IF NOT EXISTS papers_first_dump ON papers(first_dump_id);
+CREATE INDEX IF NOT EXISTS papers_arxiv_id ON papers(arxiv_id);
+CREATE TABLE IF NOT EXISTS dump_papers (
+    dump_id    INTEGER NOT NULL REFERENCES dumps(id),
+    paper_key  TEXT NOT NULL REFERENCES papers(key),
+    PRIMARY KEY (dump_id, paper_key)
+);
+CREATE INDEX IF NOT EXISTS dump_papers_paper ON dump_papers(paper_key);
 CREATE TABLE IF NOT EXISTS issues (
     id            INTEGER PRIMARY KEY,
     key           TEXT NOT NULL,
@@ -111,12 +145,48 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What one dump added: `new` is False when the same content was ingested before."""
+    """What one dump added: `new` is False when the same content was ingested before.
+    `keys` are the stored papers it listed (a paper found by its arXiv id keeps the key
+    of the row it joined)."""
 
     dump_id: int
     new: bool
     papers: int
     new_papers: int
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DumpRecord:
+    """One ingested dump: `papers` it listed, `new_papers` it was the first to bring.
+    `shape` is None for dumps ingested before the store recorded shapes."""
+
+    id: int
+    name: str
+    shape: str | None
+    page_date: date
+    papers: int
+    new_papers: int
+    ingested_at: datetime
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What forgetting a dump did to its papers.
+
+    `removed`: papers only it listed, deleted with their vectors. `shared`: papers other
+    dumps (`other_dumps`) also listed, kept. `delivered`: papers only it listed that a
+    real issue sent, kept (detached) for that issue's history; `planned`: the same for a
+    real issue still being sent. `dry_runs`: keys of dry-run issues that drew on removed
+    papers, deleted so the next dry run rebuilds them."""
+
+    dump: DumpRecord
+    removed: int
+    shared: int
+    other_dumps: tuple[int, ...]
+    delivered: int
+    planned: int
+    dry_runs: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -180,12 +250,9 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        tables = {
-            row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
+        tables = _tables(self._db)
         if "meta" in tables:
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            version = _version(self._db)
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: the database has schema version {version}, newer than this "
@@ -198,11 +265,60 @@ class Store:
                 f"{self.path}: this SQLite file holds other tables ({', '.join(sorted(tables))}) "
                 "and is not a newsletter database; set NEWSLETTER_DATABASE_PATH to another file."
             )
-        # executescript commits any open transaction first, so the script carries its own.
-        self._db.executescript(
-            f"BEGIN IMMEDIATE;{_SCHEMA}"
-            f"INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');"
-            "COMMIT;"
+        # Rebuilding `papers` (see `_upgrade`) needs foreign keys off while the old table is
+        # dropped, and SQLite ignores that pragma inside a transaction: set it around one.
+        self._db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self.transaction() as db:
+                self._upgrade(db)
+        finally:
+            self._db.execute("PRAGMA foreign_keys = ON")
+
+    def _upgrade(self, db: sqlite3.Connection) -> None:
+        """Create the schema, or bring a version-1 or -2 file to version 3, in the caller's
+        transaction (a failure leaves the file as it was).
+
+        Version 3 lets a paper outlive its dumps (`first_dump_id` NULL), and SQLite cannot
+        drop a NOT NULL with ALTER TABLE, so `papers` is rebuilt: a new table with every
+        column, the rows copied, the old one dropped, the new one renamed (SQLite's own
+        recipe; the keys, which the ledger and the vectors point to, are unchanged).
+        `dumps` gets its `shape` column with ALTER TABLE; `dump_papers` starts out with
+        what the old rows know: the first and the last dump that listed each paper."""
+        if "meta" in _tables(db) and _version(db) >= SCHEMA_VERSION:
+            return  # another process upgraded it while this one waited for the lock
+        old_papers = _columns(db, "papers")
+        rebuild = bool(old_papers) and "ai_keywords" not in old_papers
+        if rebuild:
+            db.execute(_PAPERS.format(name="papers_v3"))
+            db.execute(
+                f"INSERT INTO papers_v3({_OLD_PAPER_COLUMNS})"
+                f" SELECT {_OLD_PAPER_COLUMNS} FROM papers"
+            )
+            db.execute("DROP TABLE papers")
+            db.execute("ALTER TABLE papers_v3 RENAME TO papers")
+        if _columns(db, "dumps") and "shape" not in _columns(db, "dumps"):
+            db.execute("ALTER TABLE dumps ADD COLUMN shape TEXT")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        if rebuild:
+            db.execute(
+                "INSERT OR IGNORE INTO dump_papers(dump_id, paper_key)"
+                " SELECT first_dump_id, key FROM papers"
+                " UNION SELECT last_dump_id, key FROM papers"
+            )
+        for table in ("papers", "dump_papers"):
+            problem = db.execute(f"PRAGMA foreign_key_check({table})").fetchone()
+            if problem is not None:
+                raise StoreError(
+                    f"{self.path}: cannot upgrade the database to schema version "
+                    f"{SCHEMA_VERSION}: {table} row {problem[1]} points to a missing "
+                    f"{problem[2]} row; nothing was changed. Keep using the previous version "
+                    "of newsletter with this file, or move it aside to start a fresh one."
+                )
+        db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
         )
 
     def close(self) -> None:
@@ -228,80 +344,77 @@ class Store:
     # -- dumps and papers --------------------------------------------------------------
 
     def ingest(self, dump: Dump, *, data: bytes, received_at: datetime) -> IngestResult:
-        """Record a parsed dump and its papers; the same content twice changes nothing."""
+        """Record a parsed dump and its papers; the same content twice changes nothing.
+
+        A paper joins the row of the same key, or else the row with its arXiv id (the
+        same paper under a slightly different title in another capture): the counts of
+        the newest page win, what the row lacks is filled in, and a longer abstract
+        replaces a shorter summary (see `_joined`)."""
         digest = content_hash(data)
         with self.transaction() as db:
             row = db.execute(
                 "SELECT id, paper_count FROM dumps WHERE sha256=?", (digest,)
             ).fetchone()
             if row is not None:
-                return IngestResult(row["id"], False, row["paper_count"], 0)
-            dump_id = db.execute(
-                "INSERT INTO dumps(sha256, name, page_date, received_at, ingested_at, paper_count)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                listed = db.execute(
+                    "SELECT paper_key FROM dump_papers WHERE dump_id=? ORDER BY rowid", (row["id"],)
+                )
+                keys = tuple(key for (key,) in listed)
+                return IngestResult(row["id"], False, row["paper_count"], 0, keys)
+            # Ids are never reused: issues remember the last dump they covered, and a
+            # forgotten dump's id given to a new dump would hide its papers from them.
+            dump_id = _dump_id_high_water(db) + 1
+            db.execute(
+                "INSERT INTO dumps(id, sha256, name, page_date, received_at, ingested_at,"
+                " paper_count, shape) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    dump_id,
                     digest,
                     dump.name,
                     dump.page_date.isoformat(),
                     received_at.isoformat(timespec="seconds"),
                     _now(),
                     len(dump.papers),
+                    dump.shape,
                 ),
-            ).lastrowid
-            assert dump_id is not None
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_dump_id', ?)",
+                (str(dump_id),),
+            )
             new_papers = 0
             as_of = dump.page_date.isoformat()
+            keys_listed: dict[str, None] = {}
             for paper in dump.papers:
-                existing = db.execute(
-                    "SELECT upvotes_as_of FROM papers WHERE key=?", (paper.key,)
-                ).fetchone()
+                existing = db.execute("SELECT * FROM papers WHERE key=?", (paper.key,)).fetchone()
+                if existing is None and paper.arxiv_id:
+                    existing = db.execute(
+                        "SELECT * FROM papers WHERE arxiv_id=? ORDER BY rowid LIMIT 1",
+                        (paper.arxiv_id,),
+                    ).fetchone()
                 if existing is None:
+                    values = _new_row(paper, as_of, dump_id)
                     new_papers += 1
                     db.execute(
-                        "INSERT INTO papers(key, title, abstract, authors_count, organization,"
-                        " published, upvotes, upvotes_as_of, arxiv_id, first_dump_id, last_dump_id)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            paper.key,
-                            paper.title,
-                            paper.abstract,
-                            paper.authors_count,
-                            paper.organization,
-                            paper.published.isoformat() if paper.published else None,
-                            paper.upvotes,
-                            as_of,
-                            paper.arxiv_id,
-                            dump_id,
-                            dump_id,
-                        ),
+                        f"INSERT INTO papers({', '.join(values)})"
+                        f" VALUES ({', '.join('?' * len(values))})",
+                        tuple(values.values()),
                     )
-                    continue
-                # Seen before: keep the upvote count of the newest page, fill what was missing.
-                newer = as_of >= existing["upvotes_as_of"]
+                else:
+                    values = _joined(existing, paper, as_of, dump_id)
+                    # A paper detached from every dump (forgotten) comes back as new.
+                    new_papers += existing["first_dump_id"] is None
+                    db.execute(
+                        f"UPDATE papers SET {', '.join(f'{name} = ?' for name in values)}"
+                        " WHERE key = ?",
+                        (*values.values(), values["key"]),
+                    )
                 db.execute(
-                    "UPDATE papers SET"
-                    " upvotes = CASE WHEN ? THEN ? ELSE upvotes END,"
-                    " upvotes_as_of = CASE WHEN ? THEN ? ELSE upvotes_as_of END,"
-                    " arxiv_id = COALESCE(arxiv_id, ?),"
-                    " authors_count = COALESCE(authors_count, ?),"
-                    " organization = COALESCE(organization, ?),"
-                    " published = COALESCE(published, ?),"
-                    " last_dump_id = MAX(last_dump_id, ?)"
-                    " WHERE key = ?",
-                    (
-                        newer,
-                        paper.upvotes,
-                        newer,
-                        as_of,
-                        paper.arxiv_id,
-                        paper.authors_count,
-                        paper.organization,
-                        paper.published.isoformat() if paper.published else None,
-                        dump_id,
-                        paper.key,
-                    ),
+                    "INSERT OR IGNORE INTO dump_papers(dump_id, paper_key) VALUES (?, ?)",
+                    (dump_id, values["key"]),
                 )
-            return IngestResult(dump_id, True, len(dump.papers), new_papers)
+                keys_listed[str(values["key"])] = None
+            return IngestResult(dump_id, True, len(dump.papers), new_papers, tuple(keys_listed))
 
     def has_dump(self, sha256: str) -> bool:
         """Was a dump with this content (`content_hash` of its bytes) ingested before?"""
@@ -311,6 +424,89 @@ class Store:
     def latest_dump_id(self) -> int:
         row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM dumps").fetchone()
         return int(row[0])
+
+    def dumps(self) -> list[DumpRecord]:
+        """Every dump ingested (and not forgotten), oldest first."""
+        rows = self._db.execute(
+            "SELECT d.*, (SELECT COUNT(*) FROM papers p WHERE p.first_dump_id = d.id)"
+            " AS new_papers FROM dumps d ORDER BY d.id"
+        )
+        return [_dump_record(row) for row in rows]
+
+    def forget(self, dump_id: int) -> Forgotten | None:
+        """Remove a dump and the papers only it listed (with their vectors); None if there
+        is no such dump.
+
+        Papers other dumps also listed stay, their first and last dump moved to the
+        remaining ones. A paper a real issue's ledger holds is never deleted: it stays,
+        detached from every dump, so that issue still renders and reports, and no future
+        pool draws it. Dry-run issues that drew on removed papers are deleted. The dump's
+        content hash goes with it: the same file can be ingested again."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT d.*, (SELECT COUNT(*) FROM papers p WHERE p.first_dump_id = d.id)"
+                " AS new_papers FROM dumps d WHERE d.id=?",
+                (dump_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            record = _dump_record(row)
+            high_water = _dump_id_high_water(db)
+            db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_dump_id', ?)",
+                (str(high_water),),
+            )
+            listed = {
+                key
+                for (key,) in db.execute(
+                    "SELECT paper_key FROM dump_papers WHERE dump_id=:d"
+                    " UNION SELECT key FROM papers WHERE first_dump_id=:d OR last_dump_id=:d",
+                    {"d": dump_id},
+                )
+            }
+            also: dict[str, set[int]] = {}
+            for key, other in db.execute(
+                "SELECT paper_key, dump_id FROM dump_papers"
+                " WHERE dump_id != ? AND paper_key IN (SELECT value FROM json_each(?))",
+                (dump_id, _json(listed)),
+            ):
+                also.setdefault(key, set()).add(other)
+            only = listed - also.keys()
+            in_real_issues = _ledger_keys(db, only, real=True)
+            delivered = _ledger_keys(db, only, real=True, sent=True)
+            removed = only - in_real_issues
+            dry_runs = db.execute(
+                "SELECT id, key FROM issues WHERE dry_run = 1 AND id IN"
+                " (SELECT issue_id FROM delivery_papers"
+                "  WHERE paper_key IN (SELECT value FROM json_each(?)))"
+                " ORDER BY id",
+                (_json(removed),),
+            ).fetchall()
+            for issue_id, _ in dry_runs:
+                _delete_issue(db, issue_id)
+            db.execute("DELETE FROM dump_papers WHERE dump_id=?", (dump_id,))
+            for table, column in (("paper_embeddings", "key"), ("papers", "key")):
+                db.execute(
+                    f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))",
+                    (_json(removed),),
+                )
+            db.execute(
+                "UPDATE papers SET"
+                " first_dump_id = (SELECT MIN(dump_id) FROM dump_papers WHERE paper_key = key),"
+                " last_dump_id = (SELECT MAX(dump_id) FROM dump_papers WHERE paper_key = key)"
+                " WHERE key IN (SELECT value FROM json_each(?))",
+                (_json(listed - removed),),
+            )
+            db.execute("DELETE FROM dumps WHERE id=?", (dump_id,))
+            return Forgotten(
+                dump=record,
+                removed=len(removed),
+                shared=len(also),
+                other_dumps=tuple(sorted(set().union(*also.values()))),
+                delivered=len(delivered),
+                planned=len(in_real_issues - delivered),
+                dry_runs=tuple(key for _, key in dry_runs),
+            )
 
     def latest_page_date(self, *, after_dump_id: int = 0) -> date | None:
         row = self._db.execute(
@@ -454,9 +650,7 @@ class Store:
     def delete_issue(self, issue_id: int) -> None:
         """Forget an issue and its ledger (used only to rebuild a stale dry run)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM delivery_papers WHERE issue_id=?", (issue_id,))
-            db.execute("DELETE FROM deliveries WHERE issue_id=?", (issue_id,))
-            db.execute("DELETE FROM issues WHERE id=?", (issue_id,))
+            _delete_issue(db, issue_id)
 
     def planned_picks(self, issue_id: int, email: str) -> list[PlannedPick]:
         rows = self._db.execute(
@@ -619,6 +813,119 @@ class Store:
         return {row[0] for row in self._db.execute("SELECT email FROM unsubscribes")}
 
 
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _version(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def _dump_id_high_water(db: sqlite3.Connection) -> int:
+    """The largest dump id ever given, forgotten dumps included."""
+    row = db.execute(
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM dumps), 0),"
+        " COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key='last_dump_id'), 0))"
+    ).fetchone()
+    return int(row[0])
+
+
+def _json(values: Collection[str]) -> str:
+    """A list of values as one JSON parameter (`IN (SELECT value FROM json_each(?))`)."""
+    return json.dumps(sorted(values))
+
+
+def _ledger_keys(
+    db: sqlite3.Connection, keys: Collection[str], *, real: bool, sent: bool = False
+) -> set[str]:
+    """Those of `keys` that a real (or dry-run) issue's ledger holds; with `sent`, only
+    those in a row that was sent."""
+    query = (
+        "SELECT DISTINCT dp.paper_key FROM delivery_papers dp"
+        " JOIN issues i ON i.id = dp.issue_id"
+        " WHERE i.dry_run = ? AND dp.paper_key IN (SELECT value FROM json_each(?))"
+    )
+    if sent:
+        query += (
+            " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = dp.issue_id"
+            " AND d.email = dp.email AND d.status = 'sent')"
+        )
+    return {key for (key,) in db.execute(query, (int(not real), _json(keys)))}
+
+
+def _delete_issue(db: sqlite3.Connection, issue_id: int) -> None:
+    db.execute("DELETE FROM delivery_papers WHERE issue_id=?", (issue_id,))
+    db.execute("DELETE FROM deliveries WHERE issue_id=?", (issue_id,))
+    db.execute("DELETE FROM issues WHERE id=?", (issue_id,))
+
+
+def _new_row(paper: Paper, as_of: str, dump_id: int) -> dict[str, Any]:
+    """The `papers` columns of a paper seen for the first time."""
+    return {
+        "key": paper.key,
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "authors_count": paper.authors_count,
+        "organization": paper.organization,
+        "published": paper.published.isoformat() if paper.published else None,
+        "upvotes": paper.upvotes,
+        "upvotes_as_of": as_of,
+        "arxiv_id": paper.arxiv_id,
+        "first_dump_id": dump_id,
+        "last_dump_id": dump_id,
+        "authors": json.dumps(list(paper.authors), ensure_ascii=False),
+        "comments": paper.comments,
+        "github_repo": paper.github_repo,
+        "github_stars": paper.github_stars,
+        "project_page": paper.project_page,
+        "ai_summary": paper.ai_summary,
+        "ai_keywords": json.dumps(list(paper.ai_keywords), ensure_ascii=False),
+    }
+
+
+# Counts that move from day to day: the newest page's value wins (`upvotes_as_of`).
+_DAILY_COUNTS = ("upvotes", "comments", "github_stars")
+
+
+def _joined(row: sqlite3.Row, paper: Paper, as_of: str, dump_id: int) -> dict[str, Any]:
+    """A stored paper's columns after another capture of it (on the page of `as_of`):
+    its key and title stay; the newest page's counts win (a page that does not show a
+    count keeps the stored one); what the row lacks is filled in; a longer abstract
+    replaces a shorter one-line summary."""
+    seen = _new_row(paper, as_of, dump_id)
+    values = dict(zip(row.keys(), tuple(row), strict=True))
+    newer = as_of >= row["upvotes_as_of"]
+    for name in _DAILY_COUNTS:
+        if seen[name] is not None and (newer or values[name] is None):
+            values[name] = seen[name]
+    values["upvotes_as_of"] = max(as_of, row["upvotes_as_of"])
+    for name in (
+        "arxiv_id",
+        "authors_count",
+        "organization",
+        "published",
+        "github_repo",
+        "project_page",
+        "ai_summary",
+    ):
+        if values[name] is None:
+            values[name] = seen[name]
+    for name in ("authors", "ai_keywords"):
+        if not json.loads(values[name]):
+            values[name] = seen[name]
+    if len(paper.abstract) > len(values["abstract"]):
+        values["abstract"] = paper.abstract
+    if values["first_dump_id"] is None:
+        values["first_dump_id"] = dump_id
+    values["last_dump_id"] = max(values["last_dump_id"] or 0, dump_id)
+    return values
+
+
 def _paper(row: sqlite3.Row) -> Paper:
     return Paper(
         key=row["key"],
@@ -629,6 +936,25 @@ def _paper(row: sqlite3.Row) -> Paper:
         published=date.fromisoformat(row["published"]) if row["published"] else None,
         upvotes=row["upvotes"],
         arxiv_id=row["arxiv_id"],
+        authors=tuple(json.loads(row["authors"])),
+        comments=row["comments"],
+        github_repo=row["github_repo"],
+        github_stars=row["github_stars"],
+        project_page=row["project_page"],
+        ai_summary=row["ai_summary"],
+        ai_keywords=tuple(json.loads(row["ai_keywords"])),
+    )
+
+
+def _dump_record(row: sqlite3.Row) -> DumpRecord:
+    return DumpRecord(
+        id=row["id"],
+        name=row["name"],
+        shape=row["shape"],
+        page_date=date.fromisoformat(row["page_date"]),
+        papers=row["paper_count"],
+        new_papers=row["new_papers"],
+        ingested_at=datetime.fromisoformat(row["ingested_at"]),
     )
 
 

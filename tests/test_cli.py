@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -98,8 +99,93 @@ def test_unknown_subscriber_and_bad_setting(project: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["ingest"], ["send"], ["rank"], ["preview"], ["status"], ["run"], ["fetch"]]
+    "command",
+    [
+        [],
+        ["ingest"],
+        ["dumps"],
+        ["forget"],
+        ["fetch"],
+        ["send"],
+        ["rank"],
+        ["preview"],
+        ["status"],
+        ["run"],
+    ],
 )
 def test_help_everywhere(project: Path, command: list[str]) -> None:
     result = run(*command, "--help", cwd=project)
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def ingest_samples(project: Path) -> list[str]:
+    dumps = sorted(str(p) for p in (project / "dumps").iterdir())
+    result = run("ingest", *dumps, cwd=project)
+    assert result.returncode == 0, result.stderr
+    return dumps
+
+
+def test_dumps_lists_what_was_ingested(project: Path) -> None:
+    empty = run("dumps", cwd=project)
+    assert empty.returncode == 0 and "No dump has been ingested yet" in empty.stdout
+    assert json.loads(run("dumps", "--json", cwd=project).stdout) == []
+    first, second = ingest_samples(project)
+
+    listing = run("dumps", cwd=project)
+    assert listing.returncode == 0, listing.stderr
+    header, *rows = listing.stdout.splitlines()
+    assert header.split() == ["id", "shape", "page", "papers", "new", "ingested", "file"]
+    assert [row.split()[:6] for row in rows] == [
+        ["1", "page", "text", "2025-12-11", "23", "23"],
+        ["2", "page", "text", "2026-11-19", "59", "59"],
+    ]
+    assert rows[0].endswith(first) and rows[1].endswith(second)
+
+    listed = json.loads(run("dumps", "--json", cwd=project).stdout)
+    assert [
+        (d["id"], d["file"], d["shape"], d["page_date"], d["papers"], d["new_papers"])
+        for d in listed
+    ] == [
+        (1, first, "page text", "2025-12-11", 23, 23),
+        (2, second, "page text", "2026-11-19", 59, 59),
+    ]
+    assert all(datetime.fromisoformat(d["ingested_at"]).tzinfo is not None for d in listed)
+
+
+def test_forget_by_id_and_by_name_then_ingest_again(project: Path) -> None:
+    first, second = ingest_samples(project)
+    assert run("send", "--dry-run", cwd=project).returncode == 0
+    (outbox,) = (project / "outbox").iterdir()
+
+    by_id = run("forget", "1", cwd=project)
+    assert by_id.returncode == 0, by_id.stderr
+    lines = by_id.stdout.splitlines()
+    assert lines[0] == (
+        f"Forgot dump 1 ({first}, page text, page of 2025-12-11): 23 papers removed, "
+        "0 kept (in no other dump), 0 kept because already delivered"
+    )
+    # The dry run drew on the forgotten papers: it is gone, files and all.
+    assert any(f"dry run of issue {outbox.name}" in line for line in lines[1:])
+    assert not outbox.exists()
+    assert [d["id"] for d in json.loads(run("dumps", "--json", cwd=project).stdout)] == [2]
+
+    by_name = run("forget", Path(second).name, cwd=project)
+    assert by_name.returncode == 0, by_name.stderr
+    assert by_name.stdout.startswith(f"Forgot dump 2 ({second}, page text, page of 2026-11-19)")
+    assert "59 papers removed" in by_name.stdout
+    assert json.loads(run("dumps", "--json", cwd=project).stdout) == []
+
+    again = json.loads(run("ingest", first, second, "--json", cwd=project).stdout)
+    assert [(r["new"], r["already_ingested"]) for r in again] == [(23, False), (59, False)]
+    listed = json.loads(run("dumps", "--json", cwd=project).stdout)
+    assert [(d["id"], d["file"]) for d in listed] == [(3, first), (4, second)]
+
+
+@pytest.mark.parametrize("dump", ["42", "no-such-dump.txt"])
+def test_forget_an_unknown_dump_is_one_clear_line(project: Path, dump: str) -> None:
+    ingest_samples(project)
+    result = run("forget", dump, cwd=project)
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert dump in line and "newsletter dumps" in line
+    assert len(json.loads(run("dumps", "--json", cwd=project).stdout)) == 2

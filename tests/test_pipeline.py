@@ -6,13 +6,22 @@ import email
 import email.policy
 import html as htmllib
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from newsletter.pipeline import build_issue, dry_run, ingest_file, plan_issue
+from newsletter.errors import NotFoundError
+from newsletter.pipeline import (
+    build_issue,
+    dry_run,
+    find_dump,
+    forget_dump,
+    ingest_data,
+    ingest_file,
+    plan_issue,
+)
 from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
 from newsletter.subscribers import load_subscribers, read_unsubscribe_token
@@ -198,3 +207,26 @@ def test_dry_run_redoes_rows_a_crash_left_sending(settings: Settings, store: Sto
     again = dry_run(settings, store, issue_date=ISSUE_DATE)
     assert (first.folder / f"{victim}.eml").exists()
     assert again.counts["sent"] == len(first.recipients) and again.counts["sending"] == 0
+
+
+def test_a_dump_is_found_by_id_path_or_file_name(settings: Settings, project: Path) -> None:
+    samples = sorted((project / "dumps").iterdir())
+    received = datetime(2026, 11, 22, tzinfo=UTC)
+    with Store(settings.database_path) as store:
+        # The inbox ingests each day's capture under the same name.
+        for sample in samples:
+            ingest_data(store, sample.read_bytes(), name="inbox/papers.txt", received_at=received)
+        ingest_file(store, Path("dumps") / samples[0].name)  # the same content: nothing new
+        ingest_data(
+            store, b"x" + samples[0].read_bytes(), name="inbox/other.txt", received_at=received
+        )
+        assert find_dump(store, "3").name == "inbox/other.txt"
+        assert find_dump(store, str(Path("inbox/other.txt").resolve())).id == 3
+        assert find_dump(store, "other.txt").id == 3
+        for ambiguous in ("papers.txt", "inbox/papers.txt", "./inbox/papers.txt"):
+            with pytest.raises(NotFoundError, match=r"2 dumps .* \(ids 1, 2\)"):
+                find_dump(store, ambiguous)
+        with pytest.raises(NotFoundError, match="'newsletter dumps' lists"):
+            find_dump(store, "4")
+        assert forget_dump(settings, store, "2").dump.page_date == date(2026, 11, 19)
+        assert find_dump(store, "papers.txt").id == 1
