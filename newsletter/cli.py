@@ -129,10 +129,6 @@ def cmd_dumps(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _papers(count: int) -> str:
-    return f"{count} paper{'' if count == 1 else 's'}"
-
-
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import forget_dump
 
