@@ -18,6 +18,8 @@ summaries have hard line breaks, which are folded into spaces.
 
 The page date is the newest day an entry was put on Daily Papers (`submittedOnDailyAt`);
 without one, the newest `publishedAt`; without either, the day the file was received.
+`papers_from_entries` turns one list of entries into papers; the HTML reader uses it for
+the same list embedded in a saved page.
 """
 
 from __future__ import annotations

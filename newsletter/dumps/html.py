@@ -56,6 +56,7 @@ from newsletter.dumps.model import (
 )
 from newsletter.dumps.vocabulary import (
     AUTHORS_RE,
+    CHROME,
     COUNT_RE,
     MAX_ORG_LENGTH,
     MAX_TITLE_LENGTH,
@@ -63,7 +64,6 @@ from newsletter.dumps.vocabulary import (
     MIN_ABSTRACT_LENGTH,
     SUBMITTED_BY_RE,
     hf_paper_id,
-    is_chrome,
     is_signature_chrome,
     parse_count,
     read_date_line,
@@ -93,7 +93,7 @@ _TOP_TAGS = frozenset({"html", "body", "main", "-document"})  # never a card
 _URL_DATE_RE = re.compile(r"/papers(?:/date/|/?\?(?:[^#\s]*&)?date=)(\d{4}-\d{2}-\d{2})")
 _SAVED_FROM = "saved from url="
 # Link texts that are not a title, even standing alone.
-_LINK_WORDS = frozenset(
+_LINK_WORDS: frozenset[str] = frozenset(
     {"read more", "view paper", "paper", "pdf", "arxiv", "abstract", "discussion", "comments"}
 )
 # First path segments of huggingface.co that are site pages, not a user or organisation.
@@ -127,7 +127,7 @@ _HF_HOSTS = frozenset({"", "huggingface.co", "www.huggingface.co", "hf.co"})
 _AI_LABELS = frozenset({"ai summary", "ai generated summary", "summary by ai", "tl dr", "tldr"})
 _MAX_SUMMARY_LENGTH = 320  # a one-sentence AI summary is at most about this long
 _MAX_SIBLINGS = 64  # how far to look beside a link for running text
-_TITLE_WINDOW = 20000  # how far after a paper's link its title is looked for (lines)
+_TITLE_WINDOW = 20000  # how far after a paper's id its title is looked for (characters)
 
 
 # ---------------------------------------------------------------------------------------
@@ -151,17 +151,15 @@ class _Locator:
         return self.line
 
     def find(self, paper_id: str, title: str) -> int:
-        start = self.position
-        if paper_id:
-            found = self.text.find(paper_id, start)
+        """The line of the title (as written, escaped or not) near the next mention of
+        the paper's id, else the line of that mention; 0 when neither is found."""
+        at = self.text.find(paper_id, self.position) if paper_id else -1
+        start = at if at >= 0 else self.position
+        for needle in (escape(title, quote=True), escape(title, quote=False), title):
+            found = self.text.find(needle, start, start + _TITLE_WINDOW) if needle else -1
             if found >= 0:
-                start = found
-        for needle in (escape(title, quote=True), escape(title, quote=False)):
-            if needle:
-                at = self.text.find(needle, start, start + _TITLE_WINDOW)
-                if at >= 0:
-                    return self._move(at)
-        return self._move(start) if start > self.position or paper_id else 0
+                return self._move(found)
+        return self._move(at) if at >= 0 else 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -295,13 +293,10 @@ def _stands_alone(node: LexborNode) -> bool:
 
 
 def _plausible_title(text: str) -> bool:
-    return (
-        0 < len(text) <= MAX_TITLE_LENGTH
-        and any(char.isalpha() for char in text)
-        and not AUTHORS_RE.match(text)
-        and not is_chrome(text)
-        and squash(text) not in _LINK_WORDS
-    )
+    if not 0 < len(text) <= MAX_TITLE_LENGTH or AUTHORS_RE.match(text):
+        return False
+    words = squash(text)
+    return any(char.isalpha() for char in words) and words not in CHROME | _LINK_WORDS
 
 
 def _title_link(node: LexborNode) -> _TitleLink | None:
@@ -446,7 +441,7 @@ def _in_author_item(node: LexborNode) -> bool:
 def _read_link(card: _Card, node: LexborNode, kinds: dict[int, str]) -> None:
     """A link in a card: comments, GitHub, project page or organisation; the kind of
     link around each of its texts is noted in `kinds`."""
-    text = _text(node)
+    text = fold(node.text(deep=True, separator=" "))  # "GitHub" and its "4.8k" apart
     kind, value = _link_kind(node.attributes.get("href") or "", text)
     for inner in node.traverse(include_text=True):
         if inner.is_text_node:
@@ -484,13 +479,12 @@ def _read_element(card: _Card, node: LexborNode, kinds: dict[int, str]) -> None:
             card.texts.append(text)
 
 
-def _read_text(card: _Card, text: str, kind: str) -> None:
-    """A text of a card: a count, an authors count, a date, a label, or a long text."""
-    if kind in (_COMMENTS, _GITHUB, _PROJECT):
-        return  # read with its link
+def _read_text(card: _Card, text: str) -> bool:
+    """A short text of a card: a count, an authors count, a date or a label. False when
+    it is none of these."""
     if SUBMITTED_BY_RE.match(text):
         card.submitted_by = True
-    elif squash(text) in _AI_LABELS:
+    elif len(text) < 30 and squash(text) in _AI_LABELS:
         card.ai_label = True
     elif (authors := AUTHORS_RE.match(text)) is not None:
         card.authors_count = int(authors.group(1))
@@ -505,8 +499,9 @@ def _read_text(card: _Card, text: str, kind: str) -> None:
             card.upvotes = when.upvotes  # "Mar 10 21": the vote box beside the date
         if card.published is None or text.casefold().startswith("published"):
             card.published = published or card.published
-    elif len(text) >= MIN_ABSTRACT_LENGTH and text != card.title:
-        card.texts.append(text)
+    else:
+        return False
+    return True
 
 
 def _line_key(node: LexborNode) -> int:
@@ -535,13 +530,26 @@ class _Lines:
         self.pieces.append(node.text_content or "")
 
     def flush(self) -> None:
-        line = fold("".join(self.pieces))
-        self.pieces = []
-        self.key = -1
-        if line:
-            for part in split_meta_line(line):
-                if part not in MIDDOT:
-                    _read_text(self.card, part, self.kind)
+        """Read the line: its parts as metadata (texts in separate elements are separate
+        words: "612" and "4.8k" side by side are not "6124.8k"), else as a long text
+        (joined as written, so that a highlighted word keeps its punctuation)."""
+        pieces, kind = self.pieces, self.kind
+        self.pieces, self.key = [], -1
+        if not pieces or kind in (_COMMENTS, _GITHUB, _PROJECT):
+            return  # a link's texts are read with the link
+        spaced = fold(" ".join(pieces))
+        if len(spaced) <= MAX_TITLE_LENGTH:  # a longer line is text, never metadata
+            parts = [part for part in split_meta_line(spaced) if part not in MIDDOT]
+            if any([_read_text(self.card, part) for part in parts]):
+                return
+        text = fold("".join(pieces))
+        if len(text) >= MIN_ABSTRACT_LENGTH:
+            if text != self.card.title:
+                self.card.texts.append(text)
+            return
+        for piece in pieces:  # "612" "4.8k": counts side by side, read one by one
+            if piece := fold(piece):
+                _read_text(self.card, piece)
 
 
 def _read_card(node: LexborNode, link: _TitleLink, page_date: date) -> _Card:
@@ -607,8 +615,6 @@ def _dom_papers(
         if not card.has_metadata():
             warnings.append(f"{where}: {shorten(link.title)!r} has a title only: skipped")
             continue
-        if not card.texts:
-            warnings.append(f"{where}: {shorten(link.title)!r} shows no abstract or summary: kept")
         papers.append(_card_paper(card, link, line))
     return papers, warnings
 
@@ -710,6 +716,12 @@ def parse_html(text: str, *, name: str, received_at: datetime) -> Dump:
             f"not a dump: no paper card or embedded paper list found; {EXPECTED}", path=name
         )
     kept = deduplicate(papers)
+    if not found.papers:  # a card without text, once its twin (if any) is merged in
+        warnings += [
+            f"{name}:{paper.line}: {shorten(paper.title)!r} shows no abstract or summary: kept"
+            for paper in kept
+            if not paper.abstract
+        ]
     return Dump(
         name=name,
         page_date=page_date,
