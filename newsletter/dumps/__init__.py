@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.dumps.api_json import parse_api_json
+from newsletter.dumps.html import parse_html
 from newsletter.dumps.markdown import parse_markdown
 from newsletter.dumps.model import (
     API_JSON,
@@ -77,6 +78,8 @@ def parse_dump(text: str, *, name: str, received_at: datetime) -> Dump:
         dump = parse_api_json(text, name=name, received_at=received_at)
     elif shape == MARKDOWN:
         dump = parse_markdown(text, name=name, received_at=received_at)
+    elif shape == HTML:
+        dump = parse_html(text, name=name, received_at=received_at)
     else:
         dump = parse_page_text(text, name=name, received_at=received_at)
     if not dump.evidence:

@@ -19,12 +19,15 @@ summaries have hard line breaks, which are folded into spaces.
 The page date is the newest day an entry was put on Daily Papers (`submittedOnDailyAt`);
 without one (the 2024 form), the newest `publishedAt` of the entries themselves (when
 they were listed; the paper's own `publishedAt` is arXiv's); without either, the day the
-file was received.
+file was received. `papers_from_entries` turns one list of entries into papers; the HTML reader uses it for
+the same list embedded in a saved page.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -163,6 +166,95 @@ def _has_evidence(entry: dict[str, Any], paper: dict[str, Any]) -> bool:
     return has_id and has_title and has_summary
 
 
+@dataclass
+class EntryPapers:
+    """What `papers_from_entries` made of a list of API entries: the papers (in list
+    order, not yet deduplicated), the warnings about skipped entries, the days entries
+    were put on Daily Papers and were published, and how many entries look like the API's."""
+
+    papers: list[Paper] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    listed: list[date] = field(default_factory=list)
+    published: list[date] = field(default_factory=list)
+    evidenced: int = 0
+
+
+def _listed_day(entry: dict[str, Any], paper: dict[str, Any]) -> date | None:
+    for when in (paper.get("submittedOnDailyAt"), entry.get("submittedOnDailyAt")):
+        day = _day(when)
+        if day is not None:
+            return day
+    return None
+
+
+def _paper_of(entry: dict[str, Any], paper: dict[str, Any], title: str, line: int) -> Paper:
+    """The record of one API entry (`paper` is its paper object, or the entry itself)."""
+    authors = paper.get("authors")
+    abstract = fold(paper.get("summary")) or fold(entry.get("summary"))
+    organization = _organization(paper.get("organization")) or _organization(
+        entry.get("organization")
+    )
+    raw_id = paper.get("id")
+    return Paper(
+        key=paper_key(title),
+        title=title,
+        abstract=abstract or fold(paper.get("ai_summary")),
+        authors_count=len(authors) if isinstance(authors, list) and authors else None,
+        organization=organization,
+        published=_day(paper.get("publishedAt")) or _day(entry.get("publishedAt")),
+        upvotes=_count(paper.get("upvotes", entry.get("upvotes"))),
+        arxiv_id=raw_id.strip() if isinstance(raw_id, str) and is_arxiv_id(raw_id) else None,
+        line=line,
+        authors=_names(authors),
+        comments=_optional_count(entry.get("numComments", paper.get("numComments"))),
+        github_repo=_url(paper.get("githubRepo")),
+        github_stars=_optional_count(paper.get("githubStars")),
+        project_page=_url(paper.get("projectPage")),
+        ai_summary=fold(paper.get("ai_summary")) or None,
+        ai_keywords=_keywords(paper.get("ai_keywords")),
+    )
+
+
+def papers_from_entries(
+    entries: list[Any], *, name: str, lines: Callable[[str, str], int]
+) -> EntryPapers:
+    """The papers of a list of API entries (objects with a `paper` object, or bare paper
+    objects). `lines(arxiv_id, title)` gives the 1-based line of an entry in the file
+    (0 when unknown); it is called once per entry, in list order. Entries that are not
+    objects or have no title are skipped with a warning `name:line: ...`."""
+    out = EntryPapers()
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            out.warnings.append(f"{name}: entry {number} is not an object: skipped")
+            continue
+        paper = entry["paper"] if isinstance(entry.get("paper"), dict) else entry
+        raw_id = paper.get("id")
+        arxiv_id = raw_id.strip() if isinstance(raw_id, str) and is_arxiv_id(raw_id) else ""
+        title = fold(paper.get("title")) or fold(entry.get("title"))
+        raw_title = paper.get("title")
+        line = lines(arxiv_id, raw_title if isinstance(raw_title, str) else "")
+        where = f"{name}:{line}" if line else name
+        if not paper_key(title):
+            out.warnings.append(f"{where}: skipped entry {number}: it has no title")
+            continue
+        record = _paper_of(entry, paper, title, line)
+        if not (fold(paper.get("summary")) or fold(entry.get("summary"))):
+            out.warnings.append(f"{where}: entry {number} {shorten(title)!r} has no summary: kept")
+        # The entry's own publishedAt is when it was put on Daily Papers; the paper's
+        # is when arXiv published it.
+        put_on_list = _day(entry.get("publishedAt")) if paper is not entry else None
+        listed_on = put_on_list or record.published
+        if listed_on is not None:
+            out.published.append(listed_on)
+        listed = _listed_day(entry, paper)
+        if listed is not None:
+            out.listed.append(listed)
+        if _has_evidence(entry, paper):
+            out.evidenced += 1
+        out.papers.append(record)
+    return out
+
+
 def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
     """Parse a saved daily papers API response. Raises DumpError when it is not one (bad
     JSON, not a list of papers, or no entry with a title)."""
@@ -175,77 +267,17 @@ def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
             line=exc.lineno,
         ) from exc
     entries = _entries(data, name)
-    lines = _Lines(text)
-    papers: list[Paper] = []
-    warnings: list[str] = []
-    listed: list[date] = []  # days the entries were put on Daily Papers
-    published_days: list[date] = []
-    evidenced = 0
-    for number, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict):
-            warnings.append(f"{name}: entry {number} is not an object: skipped")
-            continue
-        paper = entry["paper"] if isinstance(entry.get("paper"), dict) else entry
-        raw_id = paper.get("id")
-        arxiv_id = raw_id.strip() if isinstance(raw_id, str) and is_arxiv_id(raw_id) else None
-        title = fold(paper.get("title")) or fold(entry.get("title"))
-        line = lines.find(arxiv_id or "", paper.get("title") or "")
-        where = f"{name}:{line}" if line else name
-        if not paper_key(title):
-            warnings.append(f"{where}: skipped entry {number}: it has no title")
-            continue
-        abstract = fold(paper.get("summary")) or fold(entry.get("summary"))
-        if not abstract:
-            warnings.append(f"{where}: entry {number} {shorten(title)!r} has no summary: kept")
-        published = _day(paper.get("publishedAt")) or _day(entry.get("publishedAt"))
-        # The entry's own publishedAt is when it was put on Daily Papers; the paper's
-        # is when arXiv published it.
-        put_on_list = _day(entry.get("publishedAt")) if paper is not entry else None
-        listed_on = put_on_list or published
-        if listed_on is not None:
-            published_days.append(listed_on)
-        for when in (paper.get("submittedOnDailyAt"), entry.get("submittedOnDailyAt")):
-            day = _day(when)
-            if day is not None:
-                listed.append(day)
-                break
-        organization = _organization(paper.get("organization")) or _organization(
-            entry.get("organization")
-        )
-        authors = paper.get("authors")
-        names = _names(authors)
-        if _has_evidence(entry, paper):
-            evidenced += 1
-        papers.append(
-            Paper(
-                key=paper_key(title),
-                title=title,
-                abstract=abstract or fold(paper.get("ai_summary")),
-                authors_count=len(authors) if isinstance(authors, list) and authors else None,
-                organization=organization,
-                published=published,
-                upvotes=_count(paper.get("upvotes", entry.get("upvotes"))),
-                arxiv_id=arxiv_id,
-                line=line,
-                authors=names,
-                comments=_optional_count(entry.get("numComments", paper.get("numComments"))),
-                github_repo=_url(paper.get("githubRepo")),
-                github_stars=_optional_count(paper.get("githubStars")),
-                project_page=_url(paper.get("projectPage")),
-                ai_summary=fold(paper.get("ai_summary")) or None,
-                ai_keywords=_keywords(paper.get("ai_keywords")),
-            )
-        )
-    if not papers:
+    found = papers_from_entries(entries, name=name, lines=_Lines(text).find)
+    if not found.papers:
         why = "the list is empty" if not entries else "no entry has a title"
         raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name, line=1)
-    page_date = max(listed or published_days or [received_at.date()])
-    kept = deduplicate(papers)
+    page_date = max(found.listed or found.published or [received_at.date()])
+    kept = deduplicate(found.papers)
     return Dump(
         name=name,
         page_date=page_date,
         papers=kept,
-        warnings=warnings + duplicates_warning(name, len(papers), len(kept)),
+        warnings=found.warnings + duplicates_warning(name, len(found.papers), len(kept)),
         shape=API_JSON,
-        evidence=(API_ENTRIES,) if evidenced else (),
+        evidence=(API_ENTRIES,) if found.evidenced else (),
     )
