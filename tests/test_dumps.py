@@ -505,6 +505,7 @@ titles = (
     st.text(_CHARS, min_size=1, max_size=120)
     .map(_clean)
     .filter(lambda t: bool(paper_key(t)) and not is_chrome(t) and not COUNT_RE.match(t))
+    .filter(lambda t: sum(char.isalpha() for char in t) >= 2)  # "x" and "1" are no titles
 )
 abstracts = st.text(_CHARS, min_size=130, max_size=400).map(_clean).filter(lambda a: len(a) >= 130)
 orgs = st.from_regex(r"[A-Za-z][A-Za-z0-9 .&-]{0,40}[A-Za-z]", fullmatch=True).filter(
@@ -522,7 +523,7 @@ def dumps(draw: st.DrawFn) -> tuple[str, date, datetime, list[Generated]]:
     for _ in range(draw(st.integers(1, 6))):
         with_year = draw(st.booleans())
         if with_year:
-            published = draw(st.dates(date(1990, 1, 1), date(2040, 12, 31)))
+            published = draw(st.dates(date(1992, 1, 1), page_date + timedelta(days=366)))
         else:
             published = page_date - timedelta(days=draw(st.integers(0, 364)))
         entries.append(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.dumps.api_json import parse_api_json
+from newsletter.dumps.bounds import within_bounds
 from newsletter.dumps.html import parse_html
 from newsletter.dumps.markdown import parse_markdown
 from newsletter.dumps.model import (
@@ -82,6 +83,13 @@ def parse_dump(text: str, *, name: str, received_at: datetime) -> Dump:
         dump = parse_html(text, name=name, received_at=received_at)
     else:
         dump = parse_page_text(text, name=name, received_at=received_at)
+    dump = within_bounds(dump, received_at=received_at)
+    if not dump.papers:
+        raise DumpError(
+            f"not a dump: no entry of it is a plausible paper ({len(dump.warnings)} "
+            f"skipped; see the warnings); {EXPECTED}",
+            path=name,
+        )
     if not dump.evidence:
         count = len(dump.papers)
         raise DumpError(

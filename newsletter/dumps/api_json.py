@@ -26,6 +26,7 @@ the same list embedded in a saved page.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -71,8 +72,8 @@ def _count(value: object) -> int:
         return 0
     if isinstance(value, int):
         return max(value, 0)
-    if isinstance(value, float) and value == value:  # not NaN
-        return max(int(value), 0)
+    if isinstance(value, float) and math.isfinite(value):  # not NaN, not 1e400
+        return max(int(min(value, 1e12)), 0)
     return 0
 
 
@@ -265,6 +266,11 @@ def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
             f"not a dump: the JSON is malformed ({exc.msg}, column {exc.colno}); {EXPECTED}",
             path=name,
             line=exc.lineno,
+        ) from exc
+    except RecursionError as exc:
+        raise DumpError(
+            f"not a dump: the JSON is nested too deeply to be an API response; {EXPECTED}",
+            path=name,
         ) from exc
     entries = _entries(data, name)
     found = papers_from_entries(entries, name=name, lines=_Lines(text).find)
