@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.errors import DumpError
+from newsletter.parse_guard import GuardedParser, ParseStopped
 from newsletter.pipeline import IngestReport, ingest_data
 from newsletter.store import Store
 
@@ -85,8 +86,10 @@ class Inbox:
         settle_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        parser: GuardedParser | None = None,
     ) -> None:
         self.folder = folder
+        self.parser = parser  # None: parse in this process (the CLI, tests)
         self.settle_seconds = settle_seconds
         self._clock = clock
         self._wall_clock = wall_clock
@@ -158,7 +161,14 @@ class Inbox:
             return None
         received_at = datetime.fromtimestamp(after.st_mtime, tz=UTC)
         try:
-            report = ingest_data(store, data, name=str(path), received_at=received_at)
+            parsed = None
+            if self.parser is not None:
+                parsed = self.parser.parse(data, name=str(path), received_at=received_at)
+            report = ingest_data(
+                store, data, name=str(path), received_at=received_at, parsed=parsed
+            )
+        except ParseStopped:
+            return None  # the service is stopping: the file is taken on the next start
         except DumpError as exc:
             return self._reject(path, str(exc))
         except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as exc:

@@ -30,7 +30,7 @@ from newsletter.compose import (
     worker_count,
 )
 from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
-from newsletter.dumps import PAGE_TEXT, Paper, decode_dump
+from newsletter.dumps import PAGE_TEXT, Dump, Paper, decode_dump
 from newsletter.errors import DumpError, NotFoundError
 from newsletter.ranking import Pick, Ranker
 from newsletter.render import Digest, Renderer
@@ -105,10 +105,12 @@ def ingest_data(
     name: str,
     received_at: datetime,
     embedder: Embedder | None = None,
+    parsed: Dump | None = None,
 ) -> IngestReport:
     """Parse the bytes of one dump (any shape) and record it; DumpError if not a dump.
-    With an embedder, the new papers' vectors are computed and stored now, once."""
-    dump = decode_dump(data, name=name, received_at=received_at)
+    `parsed`: the dump already parsed from `data` (the service parses in a child
+    process). With an embedder, the new papers' vectors are computed and stored now."""
+    dump = parsed or decode_dump(data, name=name, received_at=received_at)
     result = store.ingest(dump, data=data, received_at=received_at)
     if embedder is not None:
         # The stored records: a paper that joined a row by its arXiv id has that row's key.

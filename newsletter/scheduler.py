@@ -51,6 +51,7 @@ from newsletter.errors import FetchError, NewsletterError
 from newsletter.fetch import FetchResult, fetch_day_async, fetched_files
 from newsletter.inbox import Inbox, IntakeResult
 from newsletter.lock import DatabaseLock
+from newsletter.parse_guard import GuardedParser
 from newsletter.pipeline import build_issue, deliver_async, dry_run
 from newsletter.render import Renderer
 from newsletter.settings import Settings
@@ -243,7 +244,12 @@ class Service:
     def __init__(self, settings: Settings, *, dry_run: bool) -> None:
         self.settings = settings
         self.dry_run = dry_run
-        self.inbox = Inbox(settings.inbox_dir, settle_seconds=settings.settle_seconds)
+        self.parser = GuardedParser(
+            timeout=settings.parse_timeout, max_bytes=int(settings.max_dump_mb * 1024 * 1024)
+        )
+        self.inbox = Inbox(
+            settings.inbox_dir, settle_seconds=settings.settle_seconds, parser=self.parser
+        )
         self.stopping = asyncio.Event()
         self.scheduler: AsyncIOScheduler | None = None
         self._send_lock = asyncio.Lock()
@@ -556,6 +562,7 @@ class Service:
                 "stopping: taking no new work; in-flight messages finish (signal again to abandon them)"
             )
             self.stopping.set()
+            self.parser.stop()  # a file being parsed is taken again on the next start
             if self.scheduler is not None and self.scheduler.running:
                 self.scheduler.pause()
             return
@@ -705,7 +712,10 @@ def run_service(settings: Settings, *, dry_run: bool, once: bool) -> SendOutcome
     with DatabaseLock(settings.database_path, command=command):
         Store(settings.database_path).close()  # create or migrate it before anything runs
         service = Service(settings, dry_run=dry_run)
-        if once:
-            return asyncio.run(service.run_once())
-        asyncio.run(service.run())
-        return None
+        try:
+            if once:
+                return asyncio.run(service.run_once())
+            asyncio.run(service.run())
+            return None
+        finally:
+            service.parser.stop()

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # The service (`newsletter run`)
     intake_interval: float = Field(default=5.0, gt=0, le=3600)  # seconds between inbox looks
     settle_seconds: float = Field(default=5.0, ge=0, le=3600)  # unchanged this long = complete
+    parse_timeout: float = Field(default=60.0, gt=0, le=3600)  # seconds one dump may parse
+    max_dump_mb: float = Field(default=64.0, gt=0, le=4096)  # a larger file is no dump
     send_grace: timedelta = timedelta(hours=3)  # a missed send still goes out this late
 
     # Ranking
