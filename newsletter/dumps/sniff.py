@@ -21,7 +21,12 @@ from newsletter.dumps.model import (
 )
 from newsletter.dumps.vocabulary import is_paper_url_line
 
-_JSON_START_RE = re.compile(r"^\s*(?:\{|\[\s*(?:[{\[\]\"]|-?\d|true|false|null))")
+# A number starts JSON only when it is an array item ("[1, 2]", "[1]"), not a link mark
+# that text follows ("[1]Hugging Face", a text-browser dump).
+_JSON_START_RE = re.compile(
+    r"^\s*(?:\{|\[\s*(?:[{\[\]\"]|true|false|null"
+    r"|-?\d[\d.eE+-]*\s*(?:,|\](?!\s*[^\s,\]}]))))"
+)
 _HTML_START_RE = re.compile(
     r"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>])", re.I | re.S
 )

@@ -1,0 +1,917 @@
+"""Text-browser dumps of the Daily Papers pages: links written as numbered references.
+
+This module owns one shape of dump: what `lynx -dump`, `elinks -dump`, `w3m -dump -o
+display_link_number=1` and reference-link text exporters (html2text and the like) make of
+the page. Every link is numbered; the numbers point into a list of URLs at the end::
+
+    [19][thumbnail]                           lynx: the mark before the link's text
+    [20]- 48                                  upvotes ("[ ] 12", "- 12", a bare count)
+ [21]Sparse Mixture-of-Experts Routers Learn   the title (a heading: flush left in lynx,
+ to Specialise by Token Frequency              "### " in exporters), maybe wrapped
+       We study what the routers of ...        the abstract, hard-wrapped, maybe indented
+       Submitted by [22]akhaliq
+         * 7 authors                           or an organisation
+       ·
+       May 28                                  or "Mar 10, 2024", "Published on Mar 10"
+       [27]3                                   comments: the link to "...#community"
+    References                                 lynx: "  21. https://huggingface.co/papers/ID"
+                                               exporters: "[21]: https://..."
+
+Exporters write `[Title text][21]` instead, the link text wrapped over lines, and a long
+heading may go on over a second `### ` line: both are joined into one title. The list of
+URLs may be cut off (the file truncated): a title whose number has no URL is still read
+from the structure (a heading, or a link line followed by an abstract or metadata), but
+only a title that points at `huggingface.co/papers/<id>` (or arXiv) gets an arXiv id.
+
+Wrapped lines are joined with a space. A line ending in a soft hyphen (U+00AD) is a word
+split in two: joined without a space, the soft hyphen dropped. A line ending in a hyphen
+after a letter or digit is joined without a space, the hyphen kept ("state-of-" +
+"the-art"; exporters wrap after hyphens, and text browsers never hyphenate words, so the
+hyphen is the text's own), unless the next word is "and", "or", "to" and the like: that
+hyphen was left hanging before a space ("high- and low-resource").
+
+The page date: the date in a link to the page itself (`/papers/date/2025-05-30`, not the
+Previous / Next links) that matches the header date line, else that header line (`May 30`,
+its year from the Previous / Next dates or the day the file was received), else a lone
+page-date link, else the day the file was received (Trending and search pages).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from newsletter.dumps.model import (
+    METADATA_LINES,
+    PAGE_CHROME,
+    PAPER_LINKS,
+    TEXT_BROWSER,
+    Dump,
+    Paper,
+    deduplicate,
+    duplicates_warning,
+    fold,
+    paper_key,
+    shorten,
+)
+from newsletter.dumps.vocabulary import (
+    AUTHORS_RE,
+    BULLET_RE,
+    COUNT_RE,
+    MAX_ORG_LENGTH,
+    MAX_TITLE_LENGTH,
+    MIDDOT,
+    MIN_ABSTRACT_LENGTH,
+    SUBMITTED_BY_RE,
+    DateLine,
+    arxiv_id_of,
+    hf_paper_id,
+    is_chrome,
+    is_signature_chrome,
+    month_day_exists,
+    parse_count,
+    read_date_line,
+    resolve_page_date,
+    resolve_paper_date,
+    stars_of,
+    upvotes_of,
+)
+from newsletter.errors import DumpError
+
+EXPECTED = (
+    "expected a text-browser dump of the Daily Papers page (lynx / w3m -dump, or a "
+    "reference-link export): paper titles as numbered links such as '[12]Title' or "
+    "'[Title][12]', each followed by its abstract, and the list of link URLs at the end"
+)
+
+# ---------------------------------------------------------------------------------------
+# The list of link URLs
+# ---------------------------------------------------------------------------------------
+
+# "  12. https://...", lynx and elinks; the URL always has a scheme.
+_NUMBERED_REF_RE = re.compile(r"^\s{0,6}(\d{1,4})\.\s+<?([A-Za-z][\w+.-]*:[^\s<>]*)>?\s*$")
+# "[12]: https://..." (exporters; may be site-relative, may have a title) and
+# "[12] https://..." (w3m).
+_BRACKET_REF_RE = re.compile(
+    r"^\s{0,6}\[(\d{1,4})\](?::\s*<?([^\s<>]+)>?|\s+<?([A-Za-z][\w+.-]*:[^\s<>]*)>?)"
+    r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^()]*\)))?\s*$"
+)
+_REF_LABEL_RE = re.compile(
+    r"^\s*(?:references|links|(?:visible|hidden)\s+links)\s*:?\s*$", re.IGNORECASE
+)
+
+
+def _reference(raw: str) -> tuple[int, str] | None:
+    match = _NUMBERED_REF_RE.match(raw)
+    if match:
+        return int(match[1]), match[2]
+    match = _BRACKET_REF_RE.match(raw)
+    if match:
+        return int(match[1]), match[2] or match[3]
+    return None
+
+
+def _split_references(
+    lines: list[tuple[int, str]], terminated: bool
+) -> tuple[list[tuple[int, str]], dict[int, str]]:
+    """Set the reference list apart: the body lines, and each link number's URL (the
+    first one listed). The last line of a file that does not end with a newline may be
+    cut in the middle of its URL: its reference is not trusted."""
+    body: list[tuple[int, str]] = []
+    urls: dict[int, str] = {}
+    last = len(lines) - 1
+    for index, (number, raw) in enumerate(lines):
+        found = _reference(raw)
+        if found is not None:
+            if terminated or index != last:
+                urls.setdefault(*found)
+            continue
+        if _REF_LABEL_RE.match(raw):
+            continue
+        body.append((number, raw))
+    return body, urls
+
+
+# ---------------------------------------------------------------------------------------
+# Logical lines: link marks, wrapped link texts and headings joined
+# ---------------------------------------------------------------------------------------
+
+_HEADING_RE = re.compile(r"^\s{0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?\s*$")
+_TOKEN_RE = re.compile(
+    r"\[(?P<mark>\d{1,4})\]"
+    r"|(?P<bang>!?)\[(?P<text>[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*)\]\[(?P<ref>\d{1,4})\]"
+    r"|(?P<box>\[[ xX*+-]?\])"
+    r"|\[(?P<image>[^\W\d_][^\[\]]{0,30})\]"
+)
+_ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_LIST_MARK_RE = re.compile(r"^(?:[*+•]\s+)+")
+_NUMBERED_ITEM_RE = re.compile(r"^\d{1,3}[.)]\s+")
+# What a text browser writes for a picture, whatever its alt text says.
+_IMAGE_WORDS = frozenset(
+    {"img", "image", "inline", "link", "thumbnail", "usemap", "button", "bild", "imagen"}
+    | {"immagine", "afbeelding", "obraz", "изображение", "图片", "图像", "画像", "avatar", "logo"}
+)
+_ESCAPED_OPEN, _ESCAPED_CLOSE = "\ue000", "\ue001"
+# "high- and low-resource": a hyphen left hanging before these words has a space after it.
+_SUSPENDING_WORDS = frozenset({"and", "or", "nor", "to", "vs", "versus", "as", "und", "et"})
+_MAX_WRAPPED = 8  # a link text wrapped over more lines than this is not one link
+
+
+@dataclass(frozen=True)
+class _Link:
+    number: int
+    text: str  # the link's text, one line ("" for a picture link)
+
+
+@dataclass(frozen=True)
+class _Line:
+    number: int  # 1-based line of the file where it starts
+    para: int  # index of its paragraph (a run of non-blank lines)
+    indent: int
+    level: int  # heading level ("###" is 3), 0 for none
+    text: str  # the plain text: link marks, pictures and escapes gone, one line
+    links: tuple[_Link, ...]
+    bare: str  # the text outside any link
+    lead: bool  # the line starts with a link (after list marks)
+    soft: bool  # the line ends with a soft hyphen (a word split over lines)
+
+
+def _join(left: str, right: str) -> str:
+    """Two wrapped pieces of text as one (see the module docstring for hyphens)."""
+    if not left or not right:
+        return left or right
+    if left.endswith("\u00ad"):
+        return left[:-1] + right
+    if left.endswith("-") and left[-2:-1].isalnum() and right[0].isalnum():
+        suspended = right.split(maxsplit=1)[0].casefold() in _SUSPENDING_WORDS
+        return f"{left} {right}" if suspended else left + right
+    return f"{left} {right}"
+
+
+def _opens_link(text: str) -> bool:
+    """Is a bracket left open at the end of this text (a link text wrapped on)?"""
+    text = text.replace("\\[", "").replace("\\]", "")
+    return text.count("[") > text.count("]")
+
+
+def _heading(raw: str) -> tuple[int, str]:
+    match = _HEADING_RE.match(raw)
+    return (len(match[1]), match[2]) if match else (0, raw.strip())
+
+
+def _continues_heading(level: int, text: str, raw: str) -> bool:
+    """Is `raw` a second line of the heading `text` ("### Continues Here][14]")? It must
+    be a heading of the same level that does not start a link of its own."""
+    next_level, next_text = _heading(raw)
+    if next_level != level or not next_text or not text or text[-1] in ".!?:":
+        return False
+    starts_link = next_text.startswith("[") and _TOKEN_RE.match(next_text) is not None
+    return not (starts_link and _TOKEN_RE.search(text) is not None)
+
+
+def _logical_lines(body: list[tuple[int, str]]) -> list[_Line]:
+    """The non-blank lines of the body, a link text wrapped over several lines and a
+    heading continued on the next `#` line each joined into one line."""
+    out: list[_Line] = []
+    para = 0
+    blank = True
+    index = 0
+    while index < len(body):
+        number, raw = body[index]
+        raw = raw.expandtabs(8).rstrip()
+        index += 1
+        if not raw.strip():
+            blank = True
+            continue
+        if blank:
+            para += 1
+            blank = False
+        level, text = _heading(raw)
+        stop = min(len(body), index + _MAX_WRAPPED)
+        while index < stop and body[index][1].strip():
+            following = body[index][1]
+            if _opens_link(text):
+                text = _join(text, _heading(following)[1] if level else following.strip())
+            elif level and _continues_heading(level, text, following):
+                text = _join(text, _heading(following)[1])
+            else:
+                break
+            index += 1
+        text = _LIST_MARK_RE.sub("", text)
+        if text.startswith("[") or _NUMBERED_ITEM_RE.sub("", text).startswith("["):
+            text = _NUMBERED_ITEM_RE.sub("", text)
+        plain, links, bare, lead = _tokenise(text)
+        indent = len(raw) - len(raw.lstrip(" "))
+        soft = text.endswith("\u00ad")
+        out.append(_Line(number, para, indent, level, plain, links, bare, lead, soft))
+    return out
+
+
+def _tokenise(text: str) -> tuple[str, tuple[_Link, ...], str, bool]:
+    """The plain text of a line, its links, the text outside them, and whether the line
+    starts with a link. `[12]Text` (a mark before the text: the link's text runs to the
+    next link) and `[Text][12]` are links; `[IMG]` and the like are pictures, dropped;
+    `[ ]` (a checkbox) is kept."""
+    text = text.replace("\\[", _ESCAPED_OPEN).replace("\\]", _ESCAPED_CLOSE)
+    pieces: list[str] = []
+    outside: list[str] = []
+    links: list[tuple[int, list[str]]] = []
+    current: list[str] | None = None  # the pieces of the link a mark opened
+    lead: bool | None = None
+    position = 0
+    mark_end = -1
+
+    def add(piece: str) -> None:
+        pieces.append(piece)
+        (outside if current is None else current).append(piece)
+
+    for match in _TOKEN_RE.finditer(text):
+        add(text[position : match.start()])
+        if match["mark"] or match["ref"]:
+            if lead is None:
+                lead = not "".join(outside).strip()
+        if match["mark"]:
+            current = []
+            links.append((int(match["mark"]), current))
+            mark_end = match.end()
+        elif match["ref"]:
+            inner = match["text"]
+            piece = "" if match["bang"] else (_tokenise(inner)[0] if "[" in inner else inner)
+            pieces.append(piece)
+            links.append((int(match["ref"]), [piece]))
+            current = None
+        elif match["box"]:
+            add(match["box"])
+        elif not _is_picture(match["image"], match.start() == mark_end):
+            add(match.group(0))
+        position = match.end()
+    add(text[position:])
+    found = tuple(_Link(number, _fold("".join(parts))) for number, parts in links)
+    return _fold("".join(pieces)), found, _fold("".join(outside)), bool(lead)
+
+
+def _is_picture(word: str, after_mark: bool) -> bool:
+    """`[IMG]`, `[thumbnail]`, `[Bild]`: a picture; any bracketed word right after a
+    link mark (`[19][paper thumbnail]`) is the picture's alt text."""
+    return after_mark or word.strip().casefold() in _IMAGE_WORDS
+
+
+def _fold(text: str) -> str:
+    restored = text.replace(_ESCAPED_OPEN, "[").replace(_ESCAPED_CLOSE, "]")
+    return fold(_ESCAPE_RE.sub(r"\1", restored))
+
+
+# ---------------------------------------------------------------------------------------
+# What each line is
+# ---------------------------------------------------------------------------------------
+
+_TEXT, _NAV, _SKIP, _CHROME, _AI = "text", "nav", "skip", "chrome", "ai summary label"
+_UPVOTES, _COMMENTS, _COUNT, _STARS = "upvotes", "comments", "count", "stars"
+_AUTHORS, _DATE, _DOT = "authors", "date", "dot"
+_META = frozenset({_AUTHORS, _DATE, _DOT})
+
+_AI_LABEL_RE = re.compile(r"^ai[- ](?:generated[- ])?summary\b\s*:?\s*(?P<rest>.*)$", re.I)
+_COMMENTS_RE = re.compile(r"^(?P<count>\S+)\s+comments?$", re.IGNORECASE)
+_STAR_WORDS_RE = re.compile(r"github|stars?|[★⭐☆]", re.IGNORECASE)
+_GITHUB_RE = re.compile(r"^(?:https?://)?(?:www\.)?github\.com/([\w.-]+/[\w.-]+)", re.I)
+_MIDDOT_SPLIT_RE = re.compile(r"\s*[·⋅∙]\s*")
+_HAS_WORD_RE = re.compile(r"[^\W\d_]")
+_NAV_SEPARATORS = " |·⋅∙-–—/•*,"
+_MAX_NAV_TEXT = 60  # a link text longer than this is prose, not a menu item
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One line of an entry (or one part of a metadata line) and what it is."""
+
+    line: _Line
+    kind: str
+    text: str
+    count: int | None = None
+    when: DateLine | None = None
+    url: str | None = None  # the URL of the line's only link
+
+
+def _items(line: _Line, urls: dict[int, str]) -> list[_Item]:
+    """What a line is: one item, or several for a metadata line ("7 authors · May 28")."""
+    url = urls.get(line.links[0].number) if len(line.links) == 1 else None
+    parts = _meta_parts(line.text)
+    if parts is None:
+        return [_item(line, line.text, url)]
+    return [_item(line, part, url) for part in parts]
+
+
+def _is_meta_text(text: str) -> bool:
+    return bool(
+        AUTHORS_RE.match(text)
+        or read_date_line(text) is not None
+        or upvotes_of(text) is not None
+        or stars_of(text) is not None
+    )
+
+
+def _meta_parts(text: str) -> list[str] | None:
+    """A metadata line split at its `·` separators, or None when it is not one: every
+    part is an authors line, a date, a count, or one short organisation name."""
+    if text in MIDDOT or not any(dot in text for dot in MIDDOT):
+        return None
+    parts = _MIDDOT_SPLIT_RE.split(text)
+    words = [part for part in parts if part]
+    meta = sum(1 for part in words if _is_meta_text(part))
+    others = [part for part in words if not _is_meta_text(part)]
+    if not meta or len(others) > 1 or any(len(part) > MAX_ORG_LENGTH for part in others):
+        return None
+    out: list[str] = []
+    for index, part in enumerate(parts):
+        if index:
+            out.append("·")
+        if part:
+            out.append(part)
+    return out
+
+
+def _item(line: _Line, text: str, url: str | None) -> _Item:
+    if not text or not _HAS_WORD_RE.search(text) and not COUNT_RE.match(text):
+        if text in MIDDOT:
+            return _Item(line, _DOT, text)
+        count = upvotes_of(text) if text else None
+        return _Item(line, _SKIP if count is None else _UPVOTES, text, count)
+    ai = _AI_LABEL_RE.match(text)
+    if ai:
+        return _Item(line, _AI, ai["rest"])
+    if SUBMITTED_BY_RE.match(text) or is_chrome(text):
+        return _Item(line, _SKIP if SUBMITTED_BY_RE.match(text) else _CHROME, text)
+    authors = AUTHORS_RE.match(text)
+    if authors:
+        return _Item(line, _AUTHORS, text, int(authors[1]))
+    when = read_date_line(text)
+    if when is not None:
+        return _Item(line, _DATE, text, when.upvotes, when)
+    return _counted(line, text, url) or _Item(line, _NAV if _is_nav(line) else _TEXT, text, url=url)
+
+
+def _counted(line: _Line, text: str, url: str | None) -> _Item | None:
+    """A count line: upvotes, comments or GitHub stars, told apart by its words or its
+    link (`#community` for comments, the log-in page for upvotes, GitHub for stars);
+    `_COUNT` when nothing tells."""
+    stars = stars_of(text)
+    github = _GITHUB_RE.match(url or "")
+    if stars is None and github and COUNT_RE.match(_STAR_WORDS_RE.sub("", text).strip()):
+        stars = parse_count(_STAR_WORDS_RE.sub("", text).strip())
+    if stars is not None:
+        return _Item(line, _STARS, text, stars, url=url)
+    comments = _COMMENTS_RE.match(text)
+    if comments and COUNT_RE.match(comments["count"]):
+        return _Item(line, _COMMENTS, text, parse_count(comments["count"]), url=url)
+    count = upvotes_of(text)
+    if count is None:
+        return None
+    if url and ("#community" in url or "/discussions" in url):
+        return _Item(line, _COMMENTS, text, count, url=url)
+    if not COUNT_RE.match(text) or (url and ("/login" in url or "upvote" in url)):
+        return _Item(line, _UPVOTES, text, count, url=url)
+    return _Item(line, _COUNT, text, count, url=url)
+
+
+def _is_nav(line: _Line) -> bool:
+    """A line of links only, each short: a menu, a footer row, a name."""
+    return (
+        bool(line.links)
+        and not line.bare.strip(_NAV_SEPARATORS)
+        and all(len(link.text) <= _MAX_NAV_TEXT for link in line.links)
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Titles and entries
+# ---------------------------------------------------------------------------------------
+
+_PAPER, _MAYBE = "paper", "maybe"  # a title link to a paper page; one whose URL is missing
+_MAX_TITLE_LINES = 3
+
+
+@dataclass(frozen=True)
+class _Title:
+    text: str
+    line: int  # 1-based line of the file
+    url: str | None
+    strength: str  # _PAPER or _MAYBE
+    first: int  # index of its first line in the logical lines
+    last: int  # index of its last line
+
+
+@dataclass
+class _Entry:
+    title: _Title
+    items: list[_Item] = field(default_factory=list)
+
+
+def _title_link(line: _Line, urls: dict[int, str]) -> tuple[_Link, str] | None:
+    """The link that makes this line a title, if it can be one, and how sure that is:
+    a line that is one link and nothing else, whose text reads like a title, pointing at
+    a paper page (`_PAPER`), or at no known URL (`_MAYBE`, the list was cut off)."""
+    if len(line.links) != 1 or not line.lead or line.bare:
+        return None
+    link = line.links[0]
+    text = link.text
+    if (
+        not _HAS_WORD_RE.search(text)
+        or len(text) > MAX_TITLE_LENGTH
+        or is_chrome(text)
+        or _is_meta_text(text)
+        or _AI_LABEL_RE.match(text)
+    ):
+        return None
+    url = urls.get(link.number)
+    if url is None:
+        return link, _MAYBE
+    if "#" not in url and arxiv_id_of(url):
+        return link, _PAPER
+    return None
+
+
+def _continuation(lines: list[_Line], index: int, doc_indent: int) -> int:
+    """Index of the last line of the title starting at `index`: a title wrapped onto
+    lines of the same indentation and paragraph, with no links. Joined when the title
+    is a heading set off from the text (outdented, as lynx writes headings) or when the
+    title's paragraph holds nothing else."""
+    first = lines[index]
+    last = index
+    while (
+        last + 1 < len(lines)
+        and last - index + 1 < _MAX_TITLE_LINES
+        and lines[last + 1].para == first.para
+        and lines[last + 1].indent == first.indent
+        and not lines[last + 1].links
+        and not _is_meta_text(lines[last + 1].text)
+    ):
+        last += 1
+    if last == index:
+        return index
+    paragraph_ends = last + 1 >= len(lines) or lines[last + 1].para != first.para
+    if first.indent < doc_indent or paragraph_ends:
+        return last
+    return index
+
+
+def _usual_indent(lines: list[_Line]) -> int:
+    """The indentation of most text lines (3 in lynx, 0 in w3m and exporters)."""
+    counts = Counter(line.indent for line in lines if not line.links and len(line.text) >= 40)
+    return counts.most_common(1)[0][0] if counts else 0
+
+
+def _started(entry: _Entry | None) -> bool:
+    """Has this entry shown text or metadata yet (more than its title)?"""
+    return entry is not None and any(
+        item.kind == _TEXT or item.kind in _META for item in entry.items
+    )
+
+
+def _title_at(
+    lines: list[_Line], index: int, urls: dict[int, str], doc_indent: int, current: _Entry | None
+) -> _Title | None:
+    """The title starting at line `index`, if one does. A link to the paper the current
+    entry is about, or a link whose URL is missing, right under the title is part of the
+    entry (an abstract written as a link); a link whose URL is missing is a title only
+    when it stands as one: a heading, an outdented line, or a line followed by text or
+    metadata."""
+    found = _title_link(lines[index], urls)
+    if found is None:
+        return None
+    link, strength = found
+    url = urls.get(link.number)
+    if current is not None and not _started(current):
+        same = url is not None and arxiv_id_of(url) == arxiv_id_of(current.title.url or "")
+        if same or strength == _MAYBE:
+            return None
+    last = _continuation(lines, index, doc_indent)
+    line = lines[index]
+    if strength == _MAYBE and not (line.level or line.indent < doc_indent):
+        after = lines[last + 1] if last + 1 < len(lines) else None
+        if after is None or not _reads_on(after):
+            return None
+    text = link.text
+    for extra in lines[index + 1 : last + 1]:
+        text = _join(text, extra.text)
+    return _Title(text, line.number, url, strength, index, last)
+
+
+def _reads_on(line: _Line) -> bool:
+    """Does this line, after a title, start the paper's text or metadata?"""
+    return bool(
+        AUTHORS_RE.match(line.text)
+        or read_date_line(line.text)
+        or (len(line.text) >= 40 and not _is_nav(line))
+    )
+
+
+def _entries(
+    lines: list[_Line], urls: dict[int, str], rejected: set[int]
+) -> tuple[list[_Item], list[_Entry]]:
+    """The items before the first title, and the entries: each title with the items of
+    the lines up to the next title."""
+    doc_indent = _usual_indent(lines)
+    head: list[_Item] = []
+    entries: list[_Entry] = []
+    index = 0
+    while index < len(lines):
+        current = entries[-1] if entries else None
+        title = None
+        if index not in rejected:
+            title = _title_at(lines, index, urls, doc_indent, current)
+        if title is not None:
+            entries.append(_Entry(title))
+            index = title.last + 1
+            continue
+        (current.items if current else head).extend(_items(lines[index], urls))
+        index += 1
+    return head, entries
+
+
+def _holds_a_paper(entry: _Entry) -> bool:
+    """Is there enough under a title whose URL is missing to call it a paper: an
+    abstract, or an authors (or organisation) and date line?"""
+    text = sum(len(item.text) for item in entry.items if item.kind == _TEXT)
+    kinds = {item.kind for item in entry.items}
+    return text >= MIN_ABSTRACT_LENGTH or (_DATE in kinds and bool(kinds & {_AUTHORS, _DOT}))
+
+
+def _find_entries(lines: list[_Line], urls: dict[int, str]) -> tuple[list[_Item], list[_Entry]]:
+    """The entries, without the would-be titles (URL missing) that hold no paper."""
+    rejected: set[int] = set()
+    for _ in range(3):
+        head, entries = _entries(lines, urls, rejected)
+        more = {
+            entry.title.first
+            for entry in entries
+            if entry.title.strength == _MAYBE and not _holds_a_paper(entry)
+        }
+        if not more:
+            break
+        rejected |= more
+    return head, entries
+
+
+# ---------------------------------------------------------------------------------------
+# One paper from one entry
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Carry:
+    """Counts a card shows before its title, carried from one entry to the next (the page
+    puts the upvote button, or the stars, above each title)."""
+
+    upvotes: int | None = None
+    stars: int | None = None
+    repo: str | None = None
+
+
+@dataclass
+class _Fields:
+    abstract: str = ""
+    ai_summary: str | None = None
+    authors_count: int | None = None
+    organization: str | None = None
+    when: _Item | None = None
+    upvotes: int | None = None
+    comments: int | None = None
+    stars: int | None = None
+    repo: str | None = None
+    project_page: str | None = None
+    paper_url: str | None = None  # a paper URL of the entry (its comments link)
+
+
+def _organisations(items: list[_Item]) -> set[int]:
+    """Indices of the items that name the organisation: the line before a `·` (or a
+    date) that is a name, not the end of the abstract."""
+    found: set[int] = set()
+    for index, item in enumerate(items):
+        if item.kind not in (_DOT, _DATE) or index == 0:
+            continue
+        before = index - 1
+        while before > 0 and items[before].kind == _SKIP:
+            before -= 1
+        who = items[before]
+        if who.kind not in (_TEXT, _NAV) or len(who.text) > MAX_ORG_LENGTH:
+            continue
+        previous = items[before - 1] if before > 0 else None
+        own_line = (
+            who.kind == _NAV
+            or who.line is item.line
+            or previous is None
+            or previous.kind != _TEXT
+            or previous.line.para != who.line.para
+        )
+        if own_line:
+            found.add(before)
+        break
+    return found
+
+
+def _runs(items: list[_Item], orgs: set[int]) -> tuple[list[_Item], list[_Item]]:
+    """The abstract's lines and the AI summary's lines: the first run of text lines, and
+    the run after an "AI-generated summary" label. Any other line ends a run."""
+    abstract: list[_Item] = []
+    summary: list[_Item] = []
+    target: list[_Item] | None = None
+    for index, item in enumerate(items):
+        if item.kind == _SKIP:
+            continue
+        if item.kind == _AI and not summary:
+            target = summary
+            if item.text:
+                summary.append(item)
+            continue
+        if item.kind == _TEXT and index not in orgs:
+            if target is None and not abstract:
+                target = abstract
+            if target is not None:
+                target.append(item)
+            continue
+        target = None
+    return abstract, summary
+
+
+def _joined(items: list[_Item]) -> str:
+    text = ""
+    for position, item in enumerate(items):
+        if position and items[position - 1].line.soft:
+            text += item.text
+        else:
+            text = _join(text, item.text)
+    return text
+
+
+def _github(url: str | None) -> str | None:
+    match = _GITHUB_RE.match(url or "")
+    return f"https://github.com/{match[1].removesuffix('.git')}" if match else None
+
+
+def _carried(items: list[_Item]) -> _Carry:
+    """The counts above the first title (the first card's upvotes, or stars)."""
+    carry = _Carry()
+    for item in items:
+        if item.kind in (_UPVOTES, _COUNT):
+            carry.upvotes = item.count
+        elif item.kind == _STARS:
+            carry.stars, carry.repo = item.count, _github(item.url)
+    return carry
+
+
+def _fields(entry: _Entry, carry: _Carry, leading: tuple[bool, bool]) -> tuple[_Fields, _Carry]:
+    """The fields of one entry, and the counts its lines carry to the next entry."""
+    lead_upvotes, lead_stars = leading
+    orgs = _organisations(entry.items)
+    abstract, summary = _runs(entry.items, orgs)
+    out = _Fields(_joined(abstract), _joined(summary) or None)
+    out.upvotes, out.stars, out.repo = carry.upvotes, carry.stars, carry.repo
+    ahead = _Carry()
+    for index, item in enumerate(entry.items):
+        kind = item.kind
+        if index in orgs:
+            out.organization = out.organization or BULLET_RE.sub("", item.text) or None
+        elif kind == _AUTHORS and out.authors_count is None:
+            out.authors_count = item.count
+        elif kind == _DATE and out.when is None:
+            out.when = item
+            if item.count is not None and not lead_upvotes:
+                out.upvotes = item.count
+        elif kind == _COMMENTS and out.comments is None:
+            out.comments = item.count
+            out.paper_url = item.url if item.url and hf_paper_id(item.url) else None
+        elif kind == _UPVOTES or (kind == _COUNT and lead_upvotes):
+            if not lead_upvotes:
+                out.upvotes = item.count if out.upvotes is None else out.upvotes
+            elif kind == _COUNT and out.comments is None:
+                out.comments = item.count
+            else:
+                ahead.upvotes = item.count
+        elif kind == _COUNT:
+            if out.upvotes is None:
+                out.upvotes = item.count
+            elif out.comments is None:
+                out.comments = item.count
+        elif kind == _STARS and lead_stars:
+            ahead.stars, ahead.repo = item.count, _github(item.url)
+        elif kind == _STARS and out.stars is None:
+            out.stars, out.repo = item.count, out.repo or _github(item.url)
+        elif kind == _NAV and item.url:
+            out.repo = out.repo or _github(item.url)
+            if "project page" in item.text.casefold():
+                out.project_page = out.project_page or item.url
+    return out, ahead
+
+
+# ---------------------------------------------------------------------------------------
+# The page date
+# ---------------------------------------------------------------------------------------
+
+_PAGE_URL_DATE_RE = re.compile(r"/papers(?:/date/|\?(?:[^#\s]*&)?date=)(\d{4}-\d{2}-\d{2})")
+_PREV_NEXT_RE = re.compile(r"^\W*(?:previous|prev|next|older|newer)\b|^\s*[«‹←→›»]", re.I)
+_PREV_NEXT_WORDS_RE = re.compile(r"\b(?:previous|prev|next)\b|[«‹←→›»]", re.IGNORECASE)
+
+
+def _url_date(url: str) -> date | None:
+    match = _PAGE_URL_DATE_RE.search(url)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match[1])
+    except ValueError:
+        return None
+
+
+def _header_date(head: list[_Line]) -> DateLine | None:
+    """The page's header date line (`May 30`, maybe between Previous and Next)."""
+    for line in head:
+        text = fold(_PREV_NEXT_WORDS_RE.sub(" ", line.text))
+        found = read_date_line(text)
+        if found is not None and found.upvotes is None and month_day_exists(found.month, found.day):
+            return found
+    return None
+
+
+def _page_date(
+    head: list[_Line], lines: list[_Line], urls: dict[int, str], received_at: datetime
+) -> date:
+    """The day the page lists (see the module docstring)."""
+    around: list[date] = []  # the Previous / Next days
+    shown: set[int] = set()
+    for line in lines:
+        for link in line.links:
+            shown.add(link.number)
+            day = _url_date(urls.get(link.number, "")) if _PREV_NEXT_RE.match(link.text) else None
+            if day is not None:
+                around.append(day)
+    own = [
+        day
+        for day in (
+            *(_url_date(urls.get(link.number, "")) for line in head for link in line.links),
+            *(_url_date(line.text) for line in head),
+            *(_url_date(url) for number, url in urls.items() if number not in shown),
+        )
+        if day is not None and day not in around
+    ]
+    header = _header_date(head)
+    if header is None:
+        return own[0] if own else received_at.date()
+    for day in own:
+        if (day.month, day.day) == (header.month, header.day):
+            return day
+    nearest = _nearest(header, min(around)) if header.year is None and around else None
+    return nearest or resolve_page_date(header, received_at) or received_at.date()
+
+
+def _nearest(header: DateLine, near: date) -> date | None:
+    """The date with the header's month and day nearest to `near` (a Previous day)."""
+    options = []
+    for year in (near.year - 1, near.year, near.year + 1):
+        try:
+            options.append(date(year, header.month, header.day))
+        except ValueError:
+            continue
+    return min(options, key=lambda day: abs((day - near).days), default=None)
+
+
+# ---------------------------------------------------------------------------------------
+# The parser
+# ---------------------------------------------------------------------------------------
+
+
+def _paper(
+    entry: _Entry, fields: _Fields, page_date: date, warnings: list[str], name: str
+) -> Paper:
+    title = entry.title
+    published = None
+    if fields.when is not None and fields.when.when is not None:
+        published = resolve_paper_date(fields.when.when, page_date)
+        if published is None:
+            warnings.append(
+                f"{name}:{title.line}: entry {shorten(title.text)!r}: impossible date "
+                f"{fields.when.text!r} on line {fields.when.line.number}: kept without"
+            )
+    arxiv_id = arxiv_id_of(title.url or "") or arxiv_id_of(fields.paper_url or "")
+    return Paper(
+        key=paper_key(title.text),
+        title=title.text,
+        abstract=fields.abstract or fields.ai_summary or "",
+        authors_count=fields.authors_count,
+        organization=fields.organization,
+        published=published,
+        upvotes=fields.upvotes or 0,
+        arxiv_id=arxiv_id,
+        line=title.line,
+        comments=fields.comments,
+        github_repo=fields.repo,
+        github_stars=fields.stars,
+        project_page=fields.project_page,
+        ai_summary=fields.ai_summary,
+    )
+
+
+def _papers(
+    head: list[_Item], entries: list[_Entry], page_date: date, name: str
+) -> tuple[list[Paper], list[str]]:
+    leading = (
+        any(item.kind in (_UPVOTES, _COUNT) for item in head),
+        any(item.kind == _STARS for item in head),
+    )
+    carry = _carried(head)
+    papers: list[Paper] = []
+    warnings: list[str] = []
+    for entry in entries:
+        fields, carry = _fields(entry, carry, leading)
+        has_meta = fields.when is not None or fields.authors_count is not None
+        if not (fields.abstract or fields.ai_summary) and not has_meta:
+            if entry.title.strength != _PAPER:
+                continue
+        if not paper_key(entry.title.text):
+            warnings.append(
+                f"{name}:{entry.title.line}: skipped entry {shorten(entry.title.text)!r}: "
+                "the title has no letter or digit to identify the paper"
+            )
+            continue
+        papers.append(_paper(entry, fields, page_date, warnings, name))
+    return papers, warnings
+
+
+def parse_text_browser(text: str, *, name: str, received_at: datetime) -> Dump:
+    """Parse a text-browser dump (see the module docstring). `received_at` (the file's
+    modification time) is the page date of a capture without one, and fixes the year of
+    a header date written without one. Raises DumpError when the text holds no paper."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    numbered = list(enumerate(text.split("\n"), 1))
+    if numbered and not numbered[-1][1]:
+        numbered.pop()
+    body, urls = _split_references(numbered, terminated=text.endswith("\n"))
+    lines = _logical_lines(body)
+    head_items, entries = _find_entries(lines, urls)
+    first = entries[0].title.first if entries else len(lines)
+    page_date = _page_date(lines[:first], lines, urls, received_at)
+    papers, warnings = _papers(head_items, entries, page_date, name)
+    if not papers:
+        marks = sum(len(line.links) for line in lines)
+        raise DumpError(
+            f"not a dump: no paper entry found among {marks} numbered links "
+            f"({len(urls)} with a URL); {EXPECTED}",
+            path=name,
+        )
+    kept = deduplicate(papers)
+    evidence = []
+    if any(hf_paper_id(entry.title.url or "") for entry in entries):
+        evidence.append(PAPER_LINKS)
+    if any(is_signature_chrome(line.text) for line in lines):
+        evidence.append(PAGE_CHROME)
+    if any(p.published and (p.authors_count or p.organization) for p in kept):
+        evidence.append(METADATA_LINES)
+    return Dump(
+        name=name,
+        page_date=page_date,
+        papers=kept,
+        warnings=warnings + duplicates_warning(name, len(papers), len(kept)),
+        shape=TEXT_BROWSER,
+        evidence=tuple(evidence),
+    )
