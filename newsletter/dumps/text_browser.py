@@ -103,35 +103,43 @@ _REF_LABEL_RE = re.compile(
 )
 
 
-def _reference(raw: str) -> tuple[int, str] | None:
+def _reference(raw: str) -> tuple[int, str, str] | None:
+    """A line of the reference list: its number, URL and style ("numbered" for
+    `12. url` and `[12] url`, "definitions" for `[12]: url`)."""
     match = _NUMBERED_REF_RE.match(raw)
     if match:
-        return int(match[1]), match[2]
+        return int(match[1]), match[2], "numbered"
     match = _BRACKET_REF_RE.match(raw)
     if match:
-        return int(match[1]), match[2] or match[3]
+        style = "definitions" if match[2] else "numbered"
+        return int(match[1]), match[2] or match[3], style
     return None
 
 
-def _split_references(
-    lines: list[tuple[int, str]], terminated: bool
-) -> tuple[list[tuple[int, str]], dict[int, str]]:
-    """Set the reference list apart: the body lines, and each link number's URL (the
-    first one listed). The last line of a file that does not end with a newline may be
-    cut in the middle of its URL: its reference is not trusted."""
-    body: list[tuple[int, str]] = []
-    urls: dict[int, str] = {}
+@dataclass
+class _References:
+    body: list[tuple[int, str]]  # the other lines: (1-based number, text)
+    urls: dict[int, str]  # link number -> URL (the first one listed)
+    styles: Counter[str]  # how many lines of each style (see `_reference`)
+
+
+def _split_references(lines: list[tuple[int, str]], terminated: bool) -> _References:
+    """Set the reference list apart from the body. The last line of a file that does not
+    end with a newline may be cut in the middle of its URL: its reference is not
+    trusted."""
+    out = _References([], {}, Counter())
     last = len(lines) - 1
     for index, (number, raw) in enumerate(lines):
         found = _reference(raw)
         if found is not None:
+            out.styles[found[2]] += 1
             if terminated or index != last:
-                urls.setdefault(*found)
+                out.urls.setdefault(found[0], found[1])
             continue
         if _REF_LABEL_RE.match(raw):
             continue
-        body.append((number, raw))
-    return body, urls
+        out.body.append((number, raw))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -139,12 +147,15 @@ def _split_references(
 # ---------------------------------------------------------------------------------------
 
 _HEADING_RE = re.compile(r"^\s{0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?\s*$")
-_TOKEN_RE = re.compile(
-    r"\[(?P<mark>\d{1,4})\]"
-    r"|(?P<bang>!?)\[(?P<text>[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*)\]\[(?P<ref>\d{1,4})\]"
-    r"|(?P<box>\[[ xX*+-]?\])"
-    r"|\[(?P<image>[^\W\d_][^\[\]]{0,30})\]"
-)
+_MARK = r"\[(?P<mark>\d{1,4})\]"
+_REF = r"(?P<bang>!?)\[(?P<text>[^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*)\]\[(?P<ref>\d{1,4})\]"
+_OTHER = r"(?P<box>\[[ xX*+-]?\])|\[(?P<image>[^\W\d_][^\[\]]{0,30})\]"
+# "[3][23]" is a mark before a link's text in lynx style ("[12][IMG]"), and the link
+# "3" (a comment count) in reference style: which one to try first is the document's.
+_MARK_FIRST_RE = re.compile(f"{_MARK}|{_REF}|{_OTHER}")
+_REF_FIRST_RE = re.compile(f"{_REF}|{_MARK}|{_OTHER}")
+_MARK_BEFORE_TEXT_RE = re.compile(r"\[\d{1,4}\][^\W\d_]")
+_REF_AFTER_TEXT_RE = re.compile(r"[^\W\d_]\]\[\d{1,4}\]")
 _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _LIST_MARK_RE = re.compile(r"^(?:[*+•]\s+)+")
 _NUMBERED_ITEM_RE = re.compile(r"^\d{1,3}[.)]\s+")
@@ -207,13 +218,26 @@ def _continues_heading(level: int, text: str, raw: str) -> bool:
     next_level, next_text = _heading(raw)
     if next_level != level or not next_text or not text or text[-1] in ".!?:":
         return False
-    starts_link = next_text.startswith("[") and _TOKEN_RE.match(next_text) is not None
-    return not (starts_link and _TOKEN_RE.search(text) is not None)
+    starts_link = next_text.startswith("[") and _MARK_FIRST_RE.match(next_text) is not None
+    return not (starts_link and _MARK_FIRST_RE.search(text) is not None)
 
 
-def _logical_lines(body: list[tuple[int, str]]) -> list[_Line]:
+def _reference_style(body: list[tuple[int, str]], listed: Counter[str]) -> bool:
+    """Is this a reference-link export (`[Text][12]`) rather than a text browser's dump
+    (`[12]Text`)? Its reference list says (`[12]: url`), else its links do."""
+    if listed:
+        return listed["definitions"] > listed["numbered"]
+    marks = refs = 0
+    for _, raw in body:
+        marks += len(_MARK_BEFORE_TEXT_RE.findall(raw))
+        refs += len(_REF_AFTER_TEXT_RE.findall(raw))
+    return refs > marks
+
+
+def _logical_lines(body: list[tuple[int, str]], tokens: re.Pattern[str]) -> list[_Line]:
     """The non-blank lines of the body, a link text wrapped over several lines and a
-    heading continued on the next `#` line each joined into one line."""
+    heading continued on the next `#` line each joined into one line. `tokens` is the
+    document's link syntax (see `_reference_style`)."""
     out: list[_Line] = []
     para = 0
     blank = True
@@ -242,14 +266,14 @@ def _logical_lines(body: list[tuple[int, str]]) -> list[_Line]:
         text = _LIST_MARK_RE.sub("", text)
         if text.startswith("[") or _NUMBERED_ITEM_RE.sub("", text).startswith("["):
             text = _NUMBERED_ITEM_RE.sub("", text)
-        plain, links, bare, lead = _tokenise(text)
+        plain, links, bare, lead = _tokenise(text, tokens)
         indent = len(raw) - len(raw.lstrip(" "))
         soft = text.endswith("\u00ad")
         out.append(_Line(number, para, indent, level, plain, links, bare, lead, soft))
     return out
 
 
-def _tokenise(text: str) -> tuple[str, tuple[_Link, ...], str, bool]:
+def _tokenise(text: str, tokens: re.Pattern[str]) -> tuple[str, tuple[_Link, ...], str, bool]:
     """The plain text of a line, its links, the text outside them, and whether the line
     starts with a link. `[12]Text` (a mark before the text: the link's text runs to the
     next link) and `[Text][12]` are links; `[IMG]` and the like are pictures, dropped;
@@ -267,7 +291,7 @@ def _tokenise(text: str) -> tuple[str, tuple[_Link, ...], str, bool]:
         pieces.append(piece)
         (outside if current is None else current).append(piece)
 
-    for match in _TOKEN_RE.finditer(text):
+    for match in tokens.finditer(text):
         add(text[position : match.start()])
         if match["mark"] or match["ref"]:
             if lead is None:
@@ -278,7 +302,10 @@ def _tokenise(text: str) -> tuple[str, tuple[_Link, ...], str, bool]:
             mark_end = match.end()
         elif match["ref"]:
             inner = match["text"]
-            piece = "" if match["bang"] else (_tokenise(inner)[0] if "[" in inner else inner)
+            if match["bang"]:
+                piece = ""
+            else:
+                piece = _tokenise(inner, tokens)[0] if "[" in inner else inner
             pieces.append(piece)
             links.append((int(match["ref"]), [piece]))
             current = None
@@ -886,8 +913,10 @@ def parse_text_browser(text: str, *, name: str, received_at: datetime) -> Dump:
     numbered = list(enumerate(text.split("\n"), 1))
     if numbered and not numbered[-1][1]:
         numbered.pop()
-    body, urls = _split_references(numbered, terminated=text.endswith("\n"))
-    lines = _logical_lines(body)
+    references = _split_references(numbered, terminated=text.endswith("\n"))
+    urls = references.urls
+    style = _reference_style(references.body, references.styles)
+    lines = _logical_lines(references.body, _REF_FIRST_RE if style else _MARK_FIRST_RE)
     head_items, entries = _find_entries(lines, urls)
     first = entries[0].title.first if entries else len(lines)
     page_date = _page_date(lines[:first], lines, urls, received_at)
