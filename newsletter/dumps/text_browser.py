@@ -187,6 +187,7 @@ class _Line:
     bare: str  # the text outside any link
     lead: bool  # the line starts with a link (after list marks)
     soft: bool  # the line ends with a soft hyphen (a word split over lines)
+    tail: int  # the length of its last line in the file (to tell wrapped lines)
 
 
 def _join(left: str, right: str) -> str:
@@ -246,6 +247,7 @@ def _logical_lines(body: list[tuple[int, str]], tokens: re.Pattern[str]) -> list
         number, raw = body[index]
         raw = raw.expandtabs(8).rstrip()
         index += 1
+        tail = len(raw)
         if not raw.strip():
             blank = True
             continue
@@ -262,6 +264,7 @@ def _logical_lines(body: list[tuple[int, str]], tokens: re.Pattern[str]) -> list
                 text = _join(text, _heading(following)[1])
             else:
                 break
+            tail = len(following.expandtabs(8).rstrip())
             index += 1
         text = _LIST_MARK_RE.sub("", text)
         if text.startswith("[") or _NUMBERED_ITEM_RE.sub("", text).startswith("["):
@@ -269,7 +272,7 @@ def _logical_lines(body: list[tuple[int, str]], tokens: re.Pattern[str]) -> list
         plain, links, bare, lead = _tokenise(text, tokens)
         indent = len(raw) - len(raw.lstrip(" "))
         soft = text.endswith("\u00ad")
-        out.append(_Line(number, para, indent, level, plain, links, bare, lead, soft))
+        out.append(_Line(number, para, indent, level, plain, links, bare, lead, soft, tail))
     return out
 
 
@@ -364,6 +367,12 @@ class _Item:
 def _items(line: _Line, urls: dict[int, str]) -> list[_Item]:
     """What a line is: one item, or several for a metadata line ("7 authors · May 28")."""
     url = urls.get(line.links[0].number) if len(line.links) == 1 else None
+    if url is None and _is_nav(line):
+        # A row of links ("GitHub ★ 2.3k  arXiv Page"): the GitHub one may give stars.
+        for link in line.links:
+            stars = _counted(line, link.text, urls.get(link.number))
+            if stars is not None and stars.kind == _STARS:
+                return [stars]
     parts = _meta_parts(line.text)
     if parts is None:
         return [_item(line, line.text, url)]
@@ -400,11 +409,8 @@ def _meta_parts(text: str) -> list[str] | None:
 
 
 def _item(line: _Line, text: str, url: str | None) -> _Item:
-    if not text or not _HAS_WORD_RE.search(text) and not COUNT_RE.match(text):
-        if text in MIDDOT:
-            return _Item(line, _DOT, text)
-        count = upvotes_of(text) if text else None
-        return _Item(line, _SKIP if count is None else _UPVOTES, text, count)
+    if text in MIDDOT:
+        return _Item(line, _DOT, text)
     ai = _AI_LABEL_RE.match(text)
     if ai:
         return _Item(line, _AI, ai["rest"])
@@ -416,7 +422,12 @@ def _item(line: _Line, text: str, url: str | None) -> _Item:
     when = read_date_line(text)
     if when is not None:
         return _Item(line, _DATE, text, when.upvotes, when)
-    return _counted(line, text, url) or _Item(line, _NAV if _is_nav(line) else _TEXT, text, url=url)
+    counted = _counted(line, text, url)
+    if counted is not None:
+        return counted
+    if not any(char.isalnum() for char in text):
+        return _Item(line, _SKIP, text)  # a picture's place, a separator
+    return _Item(line, _NAV if _is_nav(line) else _TEXT, text, url=url)
 
 
 def _counted(line: _Line, text: str, url: str | None) -> _Item | None:
@@ -457,6 +468,7 @@ def _is_nav(line: _Line) -> bool:
 
 _PAPER, _MAYBE = "paper", "maybe"  # a title link to a paper page; one whose URL is missing
 _MAX_TITLE_LINES = 3
+_SENTENCE_RE = re.compile(r"[^\W\d_]{2}\.(?:\s|$)")  # "... of it." ends a sentence, not a title
 
 
 @dataclass(frozen=True)
@@ -478,7 +490,8 @@ class _Entry:
 def _title_link(line: _Line, urls: dict[int, str]) -> tuple[_Link, str] | None:
     """The link that makes this line a title, if it can be one, and how sure that is:
     a line that is one link and nothing else, whose text reads like a title, pointing at
-    a paper page (`_PAPER`), or at no known URL (`_MAYBE`, the list was cut off)."""
+    a paper's page on Hugging Face (`_PAPER`; an arXiv link is the card's "arXiv Page"
+    link), or at no known URL (`_MAYBE`, the list was cut off)."""
     if len(line.links) != 1 or not line.lead or line.bare:
         return None
     link = line.links[0]
@@ -494,39 +507,65 @@ def _title_link(line: _Line, urls: dict[int, str]) -> tuple[_Link, str] | None:
     url = urls.get(link.number)
     if url is None:
         return link, _MAYBE
-    if "#" not in url and arxiv_id_of(url):
+    if "#" not in url and hf_paper_id(url):
         return link, _PAPER
     return None
 
 
-def _continuation(lines: list[_Line], index: int, doc_indent: int) -> int:
+@dataclass(frozen=True)
+class _Layout:
+    """How the dump sets its text: the indentation of most text lines (3 in lynx, 0 in
+    w3m and exporters), and the width it wraps lines at."""
+
+    indent: int
+    width: int
+
+    @classmethod
+    def of(cls, lines: list[_Line]) -> _Layout:
+        text = [line for line in lines if len(line.text) >= 40]
+        indents = Counter(line.indent for line in text if not line.links)
+        tails = sorted(line.tail for line in text)
+        return cls(
+            indent=indents.most_common(1)[0][0] if indents else 0,
+            width=tails[(len(tails) - 1) * 98 // 100] if tails else 80,
+        )
+
+    def wrapped(self, line: _Line, following: _Line) -> bool:
+        """Was `line` broken there because the next word did not fit on it?"""
+        word = following.text.split(maxsplit=1)[0] if following.text else ""
+        return line.tail + 1 + len(word) > self.width
+
+
+def _continuation(lines: list[_Line], index: int, layout: _Layout) -> int:
     """Index of the last line of the title starting at `index`: a title wrapped onto
-    lines of the same indentation and paragraph, with no links. Joined when the title
-    is a heading set off from the text (outdented, as lynx writes headings) or when the
-    title's paragraph holds nothing else."""
+    lines of the same indentation and paragraph, with no links. All of them when the
+    title is a heading set off from the text (outdented, as lynx writes headings) or
+    when the title's paragraph holds nothing else; else the lines it was wrapped onto
+    (each line before full to the wrap width). Never lines that read as sentences (a
+    summary under a title that happened to fill its line)."""
     first = lines[index]
     last = index
     while (
         last + 1 < len(lines)
-        and last - index + 1 < _MAX_TITLE_LINES
+        and last - index + 1 <= _MAX_TITLE_LINES
         and lines[last + 1].para == first.para
         and lines[last + 1].indent == first.indent
         and not lines[last + 1].links
         and not _is_meta_text(lines[last + 1].text)
     ):
         last += 1
-    if last == index:
-        return index
     paragraph_ends = last + 1 >= len(lines) or lines[last + 1].para != first.para
-    if first.indent < doc_indent or paragraph_ends:
-        return last
-    return index
-
-
-def _usual_indent(lines: list[_Line]) -> int:
-    """The indentation of most text lines (3 in lynx, 0 in w3m and exporters)."""
-    counts = Counter(line.indent for line in lines if not line.links and len(line.text) >= 40)
-    return counts.most_common(1)[0][0] if counts else 0
+    if (first.indent < layout.indent or paragraph_ends) and last - index < _MAX_TITLE_LINES:
+        end = last
+    else:
+        end = index
+        while end < last and layout.wrapped(lines[end], lines[end + 1]):
+            end += 1
+        if end - index >= _MAX_TITLE_LINES:
+            return index  # wrapped on and on: a paragraph, not a title
+    if any(_SENTENCE_RE.search(line.text) for line in lines[index + 1 : end + 1]):
+        return index
+    return end
 
 
 def _started(entry: _Entry | None) -> bool:
@@ -537,7 +576,7 @@ def _started(entry: _Entry | None) -> bool:
 
 
 def _title_at(
-    lines: list[_Line], index: int, urls: dict[int, str], doc_indent: int, current: _Entry | None
+    lines: list[_Line], index: int, urls: dict[int, str], layout: _Layout, current: _Entry | None
 ) -> _Title | None:
     """The title starting at line `index`, if one does. A link to the paper the current
     entry is about, or a link whose URL is missing, right under the title is part of the
@@ -553,9 +592,9 @@ def _title_at(
         same = url is not None and arxiv_id_of(url) == arxiv_id_of(current.title.url or "")
         if same or strength == _MAYBE:
             return None
-    last = _continuation(lines, index, doc_indent)
+    last = _continuation(lines, index, layout)
     line = lines[index]
-    if strength == _MAYBE and not (line.level or line.indent < doc_indent):
+    if strength == _MAYBE and not (line.level or line.indent < layout.indent):
         after = lines[last + 1] if last + 1 < len(lines) else None
         if after is None or not _reads_on(after):
             return None
@@ -579,7 +618,7 @@ def _entries(
 ) -> tuple[list[_Item], list[_Entry]]:
     """The items before the first title, and the entries: each title with the items of
     the lines up to the next title."""
-    doc_indent = _usual_indent(lines)
+    layout = _Layout.of(lines)
     head: list[_Item] = []
     entries: list[_Entry] = []
     index = 0
@@ -587,7 +626,7 @@ def _entries(
         current = entries[-1] if entries else None
         title = None
         if index not in rejected:
-            title = _title_at(lines, index, urls, doc_indent, current)
+            title = _title_at(lines, index, urls, layout, current)
         if title is not None:
             entries.append(_Entry(title))
             index = title.last + 1
@@ -652,35 +691,52 @@ class _Fields:
 
 
 def _organisations(items: list[_Item]) -> set[int]:
-    """Indices of the items that name the organisation: the line before a `·` (or a
-    date) that is a name, not the end of the abstract."""
-    found: set[int] = set()
+    """Index of the item that names the organisation, if one does: a name on its own
+    line next to a `·` (before it, or after it when the date comes first), or before a
+    date. The first `·` or date with a line of text or links beside it decides."""
     for index, item in enumerate(items):
-        if item.kind not in (_DOT, _DATE) or index == 0:
+        if item.kind not in (_DOT, _DATE):
             continue
-        before = index - 1
-        while before > 0 and items[before].kind == _SKIP:
-            before -= 1
-        who = items[before]
-        if who.kind not in (_TEXT, _NAV) or len(who.text) > MAX_ORG_LENGTH:
-            continue
-        previous = items[before - 1] if before > 0 else None
-        own_line = (
-            who.kind == _NAV
-            or who.line is item.line
-            or previous is None
-            or previous.kind != _TEXT
-            or previous.line.para != who.line.para
-        )
-        if own_line:
-            found.add(before)
-        break
-    return found
+        sides = (-1, 1) if item.kind == _DOT else (-1,)
+        beside = [found for step in sides if (found := _beside(items, index, step)) is not None]
+        names = [found for found in beside if _names(items, found, item)]
+        if names:
+            return {names[0]}
+        if beside:
+            break
+    return set()
+
+
+def _beside(items: list[_Item], index: int, step: int) -> int | None:
+    """The index of the nearest line of text or links before (-1) or after (1) `index`,
+    past pictures and the like; None when another kind of line comes first."""
+    index += step
+    while 0 <= index < len(items) and items[index].kind == _SKIP:
+        index += step
+    if 0 <= index < len(items) and items[index].kind in (_TEXT, _NAV):
+        return index
+    return None
+
+
+def _names(items: list[_Item], index: int, separator: _Item) -> bool:
+    """Is this line a name on its own line, not a line of the abstract?"""
+    who = items[index]
+    if len(who.text) > MAX_ORG_LENGTH:
+        return False
+    if who.kind == _NAV or who.line is separator.line:
+        return True
+    step = -1 if index < items.index(separator) else 1
+    neighbour = index + step
+    return not (
+        0 <= neighbour < len(items)
+        and items[neighbour].kind == _TEXT
+        and items[neighbour].line.para == who.line.para
+    )
 
 
 def _runs(items: list[_Item], orgs: set[int]) -> tuple[list[_Item], list[_Item]]:
     """The abstract's lines and the AI summary's lines: the first run of text lines, and
-    the run after an "AI-generated summary" label. Any other line ends a run."""
+    the paragraph after an "AI-generated summary" label. Any other line ends a run."""
     abstract: list[_Item] = []
     summary: list[_Item] = []
     target: list[_Item] | None = None
@@ -693,6 +749,8 @@ def _runs(items: list[_Item], orgs: set[int]) -> tuple[list[_Item], list[_Item]]
                 summary.append(item)
             continue
         if item.kind == _TEXT and index not in orgs:
+            if target is summary and summary and summary[-1].line.para != item.line.para:
+                target = None  # the AI summary is one paragraph
             if target is None and not abstract:
                 target = abstract
             if target is not None:
@@ -748,7 +806,7 @@ def _fields(entry: _Entry, carry: _Carry, leading: tuple[bool, bool]) -> tuple[_
                 out.upvotes = item.count
         elif kind == _COMMENTS and out.comments is None:
             out.comments = item.count
-            out.paper_url = item.url if item.url and hf_paper_id(item.url) else None
+            out.paper_url = item.url if item.url and hf_paper_id(item.url) else out.paper_url
         elif kind == _UPVOTES or (kind == _COUNT and lead_upvotes):
             if not lead_upvotes:
                 out.upvotes = item.count if out.upvotes is None else out.upvotes
@@ -767,6 +825,7 @@ def _fields(entry: _Entry, carry: _Carry, leading: tuple[bool, bool]) -> tuple[_
             out.stars, out.repo = item.count, out.repo or _github(item.url)
         elif kind == _NAV and item.url:
             out.repo = out.repo or _github(item.url)
+            out.paper_url = out.paper_url or (item.url if arxiv_id_of(item.url) else None)
             if "project page" in item.text.casefold():
                 out.project_page = out.project_page or item.url
     return out, ahead
