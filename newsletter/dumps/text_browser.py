@@ -20,8 +20,9 @@ the page. Every link is numbered; the numbers point into a list of URLs at the e
 Exporters write `[Title text][21]` instead, the link text wrapped over lines, and a long
 heading may go on over a second `### ` line: both are joined into one title. The list of
 URLs may be cut off (the file truncated): a title whose number has no URL is still read
-from the structure (a heading, or a link line followed by an abstract or metadata), but
-only a title that points at `huggingface.co/papers/<id>` (or arXiv) gets an arXiv id.
+from the structure (a heading, or a link line followed by an abstract or metadata), and
+gets an arXiv id only from a URL that is there: its own (`huggingface.co/papers/<id>`),
+else its comments link (`.../papers/<id>#community`) or its "arXiv Page" link.
 
 Wrapped lines are joined with a space. A line ending in a soft hyphen (U+00AD) is a word
 split in two: joined without a space, the soft hyphen dropped. A line ending in a hyphen
@@ -267,8 +268,9 @@ def _logical_lines(body: list[tuple[int, str]], tokens: re.Pattern[str]) -> list
             tail = len(following.expandtabs(8).rstrip())
             index += 1
         text = _LIST_MARK_RE.sub("", text)
-        if text.startswith("[") or _NUMBERED_ITEM_RE.sub("", text).startswith("["):
-            text = _NUMBERED_ITEM_RE.sub("", text)
+        unnumbered = _NUMBERED_ITEM_RE.sub("", text)  # "1. [5]Title" in a numbered list
+        if unnumbered.startswith("["):
+            text = unnumbered
         plain, links, bare, lead = _tokenise(text, tokens)
         indent = len(raw) - len(raw.lstrip(" "))
         soft = text.endswith("\u00ad")
@@ -281,44 +283,45 @@ def _tokenise(text: str, tokens: re.Pattern[str]) -> tuple[str, tuple[_Link, ...
     starts with a link. `[12]Text` (a mark before the text: the link's text runs to the
     next link) and `[Text][12]` are links; `[IMG]` and the like are pictures, dropped;
     `[ ]` (a checkbox) is kept."""
+    if "[" not in text or "]" not in text:
+        plain = _fold(text)
+        return plain, (), plain, False
     text = text.replace("\\[", _ESCAPED_OPEN).replace("\\]", _ESCAPED_CLOSE)
     pieces: list[str] = []
     outside: list[str] = []
     links: list[tuple[int, list[str]]] = []
-    current: list[str] | None = None  # the pieces of the link a mark opened
+    current = outside  # where text goes: outside links, or into the link a mark opened
     lead: bool | None = None
     position = 0
     mark_end = -1
-
-    def add(piece: str) -> None:
-        pieces.append(piece)
-        (outside if current is None else current).append(piece)
-
     for match in tokens.finditer(text):
-        add(text[position : match.start()])
-        if match["mark"] or match["ref"]:
-            if lead is None:
-                lead = not "".join(outside).strip()
-        if match["mark"]:
+        start = match.start()
+        if start > position:
+            pieces.append(text[position:start])
+            current.append(text[position:start])
+        kind = match.lastgroup
+        if lead is None and kind in ("mark", "ref"):
+            lead = not "".join(outside).strip()
+        if kind == "mark":
             current = []
             links.append((int(match["mark"]), current))
             mark_end = match.end()
-        elif match["ref"]:
+        elif kind == "ref":
             inner = match["text"]
             if match["bang"]:
-                piece = ""
-            else:
-                piece = _tokenise(inner, tokens)[0] if "[" in inner else inner
-            pieces.append(piece)
-            links.append((int(match["ref"]), [piece]))
-            current = None
-        elif match["box"]:
-            add(match["box"])
-        elif not _is_picture(match["image"], match.start() == mark_end):
-            add(match.group(0))
+                inner = ""
+            elif "[" in inner:
+                inner = _tokenise(inner, tokens)[0]
+            pieces.append(inner)
+            links.append((int(match["ref"]), [inner]))
+            current = outside
+        elif kind == "box" or not _is_picture(match["image"], start == mark_end):
+            pieces.append(match.group())
+            current.append(match.group())
         position = match.end()
-    add(text[position:])
-    found = tuple(_Link(number, _fold("".join(parts))) for number, parts in links)
+    pieces.append(text[position:])
+    current.append(text[position:])
+    found = tuple(_Link(number, _fold("".join(parts)) if parts else "") for number, parts in links)
     return _fold("".join(pieces)), found, _fold("".join(outside)), bool(lead)
 
 
@@ -329,8 +332,14 @@ def _is_picture(word: str, after_mark: bool) -> bool:
 
 
 def _fold(text: str) -> str:
-    restored = text.replace(_ESCAPED_OPEN, "[").replace(_ESCAPED_CLOSE, "]")
-    return fold(_ESCAPE_RE.sub(r"\1", restored))
+    """The text as one line, backslash escapes undone ("\\[" is "[")."""
+    if not text:
+        return text
+    if "\\" in text:
+        text = _ESCAPE_RE.sub(r"\1", text)
+    if _ESCAPED_OPEN in text or _ESCAPED_CLOSE in text:
+        text = text.replace(_ESCAPED_OPEN, "[").replace(_ESCAPED_CLOSE, "]")
+    return fold(text)
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,6 +359,9 @@ _MIDDOT_SPLIT_RE = re.compile(r"\s*[·⋅∙]\s*")
 _HAS_WORD_RE = re.compile(r"[^\W\d_]")
 _NAV_SEPARATORS = " |·⋅∙-–—/•*,"
 _MAX_NAV_TEXT = 60  # a link text longer than this is prose, not a menu item
+_MAX_CHROME = 80  # a longer line is not one of the page's menu or header lines
+_MAX_META = 80  # nor a date, an authors line or a count
+_MAX_ROW_LINKS = 12  # a row of a card's links ("GitHub ★ 2.3k  arXiv Page") is short
 
 
 @dataclass(frozen=True)
@@ -367,7 +379,7 @@ class _Item:
 def _items(line: _Line, urls: dict[int, str]) -> list[_Item]:
     """What a line is: one item, or several for a metadata line ("7 authors · May 28")."""
     url = urls.get(line.links[0].number) if len(line.links) == 1 else None
-    if url is None and _is_nav(line):
+    if url is None and len(line.links) <= _MAX_ROW_LINKS and _is_nav(line):
         # A row of links ("GitHub ★ 2.3k  arXiv Page"): the GitHub one may give stars.
         for link in line.links:
             stars = _counted(line, link.text, urls.get(link.number))
@@ -394,9 +406,8 @@ def _meta_parts(text: str) -> list[str] | None:
     if text in MIDDOT or not any(dot in text for dot in MIDDOT):
         return None
     parts = _MIDDOT_SPLIT_RE.split(text)
-    words = [part for part in parts if part]
-    meta = sum(1 for part in words if _is_meta_text(part))
-    others = [part for part in words if not _is_meta_text(part)]
+    others = [part for part in parts if part and not _is_meta_text(part)]
+    meta = sum(1 for part in parts if part) - len(others)
     if not meta or len(others) > 1 or any(len(part) > MAX_ORG_LENGTH for part in others):
         return None
     out: list[str] = []
@@ -414,20 +425,28 @@ def _item(line: _Line, text: str, url: str | None) -> _Item:
     ai = _AI_LABEL_RE.match(text)
     if ai:
         return _Item(line, _AI, ai["rest"])
-    if SUBMITTED_BY_RE.match(text) or is_chrome(text):
-        return _Item(line, _SKIP if SUBMITTED_BY_RE.match(text) else _CHROME, text)
+    if SUBMITTED_BY_RE.match(text):
+        return _Item(line, _SKIP, text)
+    if len(text) <= _MAX_META:
+        found = _meta_item(line, text, url)
+        if found is not None:
+            return found
+    if not any(char.isalnum() for char in text):
+        return _Item(line, _SKIP, text)  # a picture's place, a separator
+    return _Item(line, _NAV if _is_nav(line) else _TEXT, text, url=url)
+
+
+def _meta_item(line: _Line, text: str, url: str | None) -> _Item | None:
+    """A short line of the page's own: chrome, an authors line, a date, a count."""
+    if _is_chrome(text):
+        return _Item(line, _CHROME, text)
     authors = AUTHORS_RE.match(text)
     if authors:
         return _Item(line, _AUTHORS, text, int(authors[1]))
     when = read_date_line(text)
     if when is not None:
         return _Item(line, _DATE, text, when.upvotes, when)
-    counted = _counted(line, text, url)
-    if counted is not None:
-        return counted
-    if not any(char.isalnum() for char in text):
-        return _Item(line, _SKIP, text)  # a picture's place, a separator
-    return _Item(line, _NAV if _is_nav(line) else _TEXT, text, url=url)
+    return _counted(line, text, url)
 
 
 def _counted(line: _Line, text: str, url: str | None) -> _Item | None:
@@ -453,6 +472,10 @@ def _counted(line: _Line, text: str, url: str | None) -> _Item | None:
     return _Item(line, _COUNT, text, count, url=url)
 
 
+def _is_chrome(text: str) -> bool:
+    return len(text) <= _MAX_CHROME and is_chrome(text)
+
+
 def _is_nav(line: _Line) -> bool:
     """A line of links only, each short: a menu, a footer row, a name."""
     return (
@@ -467,8 +490,8 @@ def _is_nav(line: _Line) -> bool:
 # ---------------------------------------------------------------------------------------
 
 _PAPER, _MAYBE = "paper", "maybe"  # a title link to a paper page; one whose URL is missing
-_MAX_TITLE_LINES = 3
-_SENTENCE_RE = re.compile(r"[^\W\d_]{2}\.(?:\s|$)")  # "... of it." ends a sentence, not a title
+# "... most of it." and "... by 2.8x." end sentences, not titles ("vs.", "et al." do not).
+_SENTENCE_RE = re.compile(r"\b(?!(?:vs|al|etc|Inc|Ltd)\.)\w{2,}\.(?=\s|$)")
 
 
 @dataclass(frozen=True)
@@ -485,6 +508,13 @@ class _Title:
 class _Entry:
     title: _Title
     items: list[_Item] = field(default_factory=list)
+    started: bool = False  # it has shown text or metadata (more than its title)
+
+    def add(self, items: list[_Item]) -> None:
+        self.items.extend(items)
+        self.started = self.started or any(
+            item.kind == _TEXT or item.kind in _META for item in items
+        )
 
 
 def _title_link(line: _Line, urls: dict[int, str]) -> tuple[_Link, str] | None:
@@ -499,7 +529,7 @@ def _title_link(line: _Line, urls: dict[int, str]) -> tuple[_Link, str] | None:
     if (
         not _HAS_WORD_RE.search(text)
         or len(text) > MAX_TITLE_LENGTH
-        or is_chrome(text)
+        or _is_chrome(text)
         or _is_meta_text(text)
         or _AI_LABEL_RE.match(text)
     ):
@@ -538,63 +568,78 @@ class _Layout:
 
 def _continuation(lines: list[_Line], index: int, layout: _Layout) -> int:
     """Index of the last line of the title starting at `index`: a title wrapped onto
-    lines of the same indentation and paragraph, with no links. All of them when the
-    title is a heading set off from the text (outdented, as lynx writes headings) or
-    when the title's paragraph holds nothing else; else the lines it was wrapped onto
-    (each line before full to the wrap width). Never lines that read as sentences (a
-    summary under a title that happened to fill its line)."""
+    lines of the same indentation and paragraph, with no links, at most a title's length.
+    All of them when the title is a heading set off from the text (outdented, as lynx
+    writes headings); else the lines it was wrapped onto (each line before full to the
+    wrap width). Never lines that read as sentences (a summary under a title that
+    happened to fill its line)."""
     first = lines[index]
     last = index
+    size = len(first.text)
     while (
         last + 1 < len(lines)
-        and last - index + 1 <= _MAX_TITLE_LINES
+        and size <= MAX_TITLE_LENGTH
         and lines[last + 1].para == first.para
         and lines[last + 1].indent == first.indent
         and not lines[last + 1].links
         and not _is_meta_text(lines[last + 1].text)
     ):
         last += 1
-    paragraph_ends = last + 1 >= len(lines) or lines[last + 1].para != first.para
-    if (first.indent < layout.indent or paragraph_ends) and last - index < _MAX_TITLE_LINES:
+        size += 1 + len(lines[last].text)
+    if size > MAX_TITLE_LENGTH:
+        last -= 1  # the paragraph goes on past a title's length
+    end = index
+    if first.indent < layout.indent:
         end = last
     else:
-        end = index
         while end < last and layout.wrapped(lines[end], lines[end + 1]):
             end += 1
-        if end - index >= _MAX_TITLE_LINES:
-            return index  # wrapped on and on: a paragraph, not a title
     if any(_SENTENCE_RE.search(line.text) for line in lines[index + 1 : end + 1]):
         return index
     return end
 
 
-def _started(entry: _Entry | None) -> bool:
-    """Has this entry shown text or metadata yet (more than its title)?"""
-    return entry is not None and any(
-        item.kind == _TEXT or item.kind in _META for item in entry.items
-    )
+@dataclass(frozen=True)
+class _Document:
+    """A dump's lines, its link URLs and layout, and what each line is (worked out once:
+    entries are found more than once when would-be titles are dropped)."""
+
+    lines: list[_Line]
+    urls: dict[int, str]
+    layout: _Layout
+    items: list[list[_Item]]  # what each line is, as a line of an entry
+    links: list[tuple[_Link, str] | None]  # each line's title link (see `_title_link`)
+
+    @classmethod
+    def of(cls, lines: list[_Line], urls: dict[int, str]) -> _Document:
+        return cls(
+            lines,
+            urls,
+            _Layout.of(lines),
+            [_items(line, urls) for line in lines],
+            [_title_link(line, urls) for line in lines],
+        )
 
 
-def _title_at(
-    lines: list[_Line], index: int, urls: dict[int, str], layout: _Layout, current: _Entry | None
-) -> _Title | None:
+def _title_at(doc: _Document, index: int, current: _Entry | None) -> _Title | None:
     """The title starting at line `index`, if one does. A link to the paper the current
     entry is about, or a link whose URL is missing, right under the title is part of the
     entry (an abstract written as a link); a link whose URL is missing is a title only
     when it stands as one: a heading, an outdented line, or a line followed by text or
     metadata."""
-    found = _title_link(lines[index], urls)
+    found = doc.links[index]
     if found is None:
         return None
     link, strength = found
-    url = urls.get(link.number)
-    if current is not None and not _started(current):
+    url = doc.urls.get(link.number)
+    lines = doc.lines
+    if current is not None and not current.started:
         same = url is not None and arxiv_id_of(url) == arxiv_id_of(current.title.url or "")
         if same or strength == _MAYBE:
             return None
-    last = _continuation(lines, index, layout)
+    last = _continuation(lines, index, doc.layout)
     line = lines[index]
-    if strength == _MAYBE and not (line.level or line.indent < layout.indent):
+    if strength == _MAYBE and not (line.level or line.indent < doc.layout.indent):
         after = lines[last + 1] if last + 1 < len(lines) else None
         if after is None or not _reads_on(after):
             return None
@@ -613,25 +658,25 @@ def _reads_on(line: _Line) -> bool:
     )
 
 
-def _entries(
-    lines: list[_Line], urls: dict[int, str], rejected: set[int]
-) -> tuple[list[_Item], list[_Entry]]:
+def _entries(doc: _Document, rejected: set[int]) -> tuple[list[_Item], list[_Entry]]:
     """The items before the first title, and the entries: each title with the items of
     the lines up to the next title."""
-    layout = _Layout.of(lines)
     head: list[_Item] = []
     entries: list[_Entry] = []
     index = 0
-    while index < len(lines):
+    while index < len(doc.lines):
         current = entries[-1] if entries else None
         title = None
         if index not in rejected:
-            title = _title_at(lines, index, urls, layout, current)
+            title = _title_at(doc, index, current)
         if title is not None:
             entries.append(_Entry(title))
             index = title.last + 1
             continue
-        (current.items if current else head).extend(_items(lines[index], urls))
+        if current is None:
+            head.extend(doc.items[index])
+        else:
+            current.add(doc.items[index])
         index += 1
     return head, entries
 
@@ -646,9 +691,10 @@ def _holds_a_paper(entry: _Entry) -> bool:
 
 def _find_entries(lines: list[_Line], urls: dict[int, str]) -> tuple[list[_Item], list[_Entry]]:
     """The entries, without the would-be titles (URL missing) that hold no paper."""
+    doc = _Document.of(lines, urls)
     rejected: set[int] = set()
     for _ in range(3):
-        head, entries = _entries(lines, urls, rejected)
+        head, entries = _entries(doc, rejected)
         more = {
             entry.title.first
             for entry in entries
@@ -699,7 +745,7 @@ def _organisations(items: list[_Item]) -> set[int]:
             continue
         sides = (-1, 1) if item.kind == _DOT else (-1,)
         beside = [found for step in sides if (found := _beside(items, index, step)) is not None]
-        names = [found for found in beside if _names(items, found, item)]
+        names = [found for found in beside if _names(items, found, index)]
         if names:
             return {names[0]}
         if beside:
@@ -718,14 +764,15 @@ def _beside(items: list[_Item], index: int, step: int) -> int | None:
     return None
 
 
-def _names(items: list[_Item], index: int, separator: _Item) -> bool:
-    """Is this line a name on its own line, not a line of the abstract?"""
+def _names(items: list[_Item], index: int, separator: int) -> bool:
+    """Is this line (next to the `·` or date at `separator`) a name on its own line, not
+    a line of the abstract?"""
     who = items[index]
     if len(who.text) > MAX_ORG_LENGTH:
         return False
-    if who.kind == _NAV or who.line is separator.line:
+    if who.kind == _NAV or who.line is items[separator].line:
         return True
-    step = -1 if index < items.index(separator) else 1
+    step = -1 if index < separator else 1
     neighbour = index + step
     return not (
         0 <= neighbour < len(items)
@@ -869,9 +916,10 @@ def _page_date(
     for line in lines:
         for link in line.links:
             shown.add(link.number)
-            day = _url_date(urls.get(link.number, "")) if _PREV_NEXT_RE.match(link.text) else None
-            if day is not None:
-                around.append(day)
+            if link.text and _PREV_NEXT_RE.match(link.text):
+                day = _url_date(urls.get(link.number, ""))
+                if day is not None:
+                    around.append(day)
     own = [
         day
         for day in (
@@ -991,9 +1039,11 @@ def parse_text_browser(text: str, *, name: str, received_at: datetime) -> Dump:
     evidence = []
     if any(hf_paper_id(entry.title.url or "") for entry in entries):
         evidence.append(PAPER_LINKS)
-    if any(is_signature_chrome(line.text) for line in lines):
+    if any(len(line.text) <= _MAX_CHROME and is_signature_chrome(line.text) for line in lines):
         evidence.append(PAGE_CHROME)
-    if any(p.published and (p.authors_count or p.organization) for p in kept):
+    # "7 authors" and a date; an organisation and a date is how a news page signs its
+    # stories too ("By Dana Whitfield · Mar 11"), so it is no evidence here.
+    if any(p.published and p.authors_count for p in kept):
         evidence.append(METADATA_LINES)
     return Dump(
         name=name,
