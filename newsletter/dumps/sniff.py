@@ -68,7 +68,8 @@ def _is_text_browser(body: str) -> bool:
 def sniff(text: str) -> str:
     """Which shape of capture this text is (one of `model.SHAPES`).
 
-    JSON starts with `{` or `[` followed by a value; HTML with a doctype or `<html>`, or
+    JSON starts with `{` or `[` followed by a value (a number only as an array item:
+    `[1]Hugging Face` is a link mark); HTML with a doctype or `<html>`, or
     has HTML block tags before any other text. A text-browser dump has numbered link
     marks (`[12]`) and their reference list. Markdown has front matter, a link written
     `[text](url)`, or at least two `#` headings. A text with a line that is only the URL
