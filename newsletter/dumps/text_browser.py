@@ -72,6 +72,7 @@ from newsletter.dumps.vocabulary import (
     is_chrome,
     is_signature_chrome,
     month_day_exists,
+    page_url_date,
     parse_count,
     read_date_line,
     resolve_page_date,
@@ -882,19 +883,8 @@ def _fields(entry: _Entry, carry: _Carry, leading: tuple[bool, bool]) -> tuple[_
 # The page date
 # ---------------------------------------------------------------------------------------
 
-_PAGE_URL_DATE_RE = re.compile(r"/papers(?:/date/|\?(?:[^#\s]*&)?date=)(\d{4}-\d{2}-\d{2})")
 _PREV_NEXT_RE = re.compile(r"^\W*(?:previous|prev|next|older|newer)\b|^\s*[«‹←→›»]", re.I)
 _PREV_NEXT_WORDS_RE = re.compile(r"\b(?:previous|prev|next)\b|[«‹←→›»]", re.IGNORECASE)
-
-
-def _url_date(url: str) -> date | None:
-    match = _PAGE_URL_DATE_RE.search(url)
-    if match is None:
-        return None
-    try:
-        return date.fromisoformat(match[1])
-    except ValueError:
-        return None
 
 
 def _header_date(head: list[_Line]) -> DateLine | None:
@@ -917,15 +907,15 @@ def _page_date(
         for link in line.links:
             shown.add(link.number)
             if link.text and _PREV_NEXT_RE.match(link.text):
-                day = _url_date(urls.get(link.number, ""))
+                day = page_url_date(urls.get(link.number, ""))
                 if day is not None:
                     around.append(day)
     own = [
         day
         for day in (
-            *(_url_date(urls.get(link.number, "")) for line in head for link in line.links),
-            *(_url_date(line.text) for line in head),
-            *(_url_date(url) for number, url in urls.items() if number not in shown),
+            *(page_url_date(urls.get(link.number, "")) for line in head for link in line.links),
+            *(page_url_date(line.text) for line in head),
+            *(page_url_date(url) for number, url in urls.items() if number not in shown),
         )
         if day is not None and day not in around
     ]
