@@ -32,7 +32,7 @@ DIRTY_TITLE = re.compile(r"\\|\]\(|https?://|^\s|\s$|\s{2}|^#|\[\d+\]|\*\*|^[-*â
 
 def _cases(folder: str) -> list[Path]:
     """The capture files of a fixture folder (not the `.expect.json` beside them, nor
-    hidden files such as the `.ruff_cache/` ruff leaves beside `not_dumps/pyproject.toml`)."""
+    hidden files, such as a tool's cache)."""
     root = FIXTURES / folder
     return sorted(
         path

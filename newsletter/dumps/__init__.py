@@ -31,6 +31,7 @@ from newsletter.dumps.model import (
 )
 from newsletter.dumps.page_text import parse_page_text
 from newsletter.dumps.sniff import looks_binary, sniff
+from newsletter.dumps.text_browser import parse_text_browser
 from newsletter.dumps.vocabulary import arxiv_id_of, is_arxiv_id
 from newsletter.errors import DumpError
 
@@ -81,6 +82,8 @@ def parse_dump(text: str, *, name: str, received_at: datetime) -> Dump:
         dump = parse_markdown(text, name=name, received_at=received_at)
     elif shape == HTML:
         dump = parse_html(text, name=name, received_at=received_at)
+    elif shape == TEXT_BROWSER:
+        dump = parse_text_browser(text, name=name, received_at=received_at)
     else:
         dump = parse_page_text(text, name=name, received_at=received_at)
     dump = within_bounds(dump, received_at=received_at)

@@ -56,6 +56,7 @@ from newsletter.dumps.vocabulary import (
     is_chrome,
     is_signature_chrome,
     month_day_exists,
+    page_url_date,
     parse_count,
     read_date_line,
     resolve_page_date,
@@ -92,7 +93,6 @@ _ZERO_RE = re.compile(r"^[-–—]$")  # the page shows "-" for no upvotes
 _DATE_PREFIX_RE = re.compile(r"^(?:published|submitted)(?:\s+on)?\s+", re.IGNORECASE)
 _SUBMITTED_BY_RE = re.compile(r"^submitted\s+by\b", re.IGNORECASE)
 _HAS_LETTER_RE = re.compile(r"[^\W\d_]")
-_PAGE_URL_DATE_RE = re.compile(r"/papers(?:/date/|\?date=)(\d{4}-\d{2}-\d{2})")
 _SOURCE_KEY_RE = re.compile(
     r"^\s*(url|source|sourceurl|source_url|og:url|canonical|url source)\s*:\s*(\S+)",
     re.IGNORECASE,
@@ -251,12 +251,9 @@ def _front_matter(lines: list[str]) -> tuple[int, date | None]:
             scan += 1
     for line in header:
         source = _SOURCE_KEY_RE.match(line)
-        found = _PAGE_URL_DATE_RE.search(source.group(2)) if source else None
+        found = page_url_date(source.group(2)) if source else None
         if found:
-            try:
-                return start, date.fromisoformat(found.group(1))
-            except ValueError:
-                continue
+            return start, found
     return start, None
 
 

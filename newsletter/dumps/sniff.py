@@ -21,7 +21,12 @@ from newsletter.dumps.model import (
 )
 from newsletter.dumps.vocabulary import is_paper_url_line
 
-_JSON_START_RE = re.compile(r"^\s*(?:\{|\[\s*(?:[{\[\]\"]|-?\d|true|false|null))")
+# A number starts JSON only when it is an array item ("[1, 2]", "[1]"), not a link mark
+# that text follows ("[1]Hugging Face", a text-browser dump).
+_JSON_START_RE = re.compile(
+    r"^\s*(?:\{|\[\s*(?:[{\[\]\"]|true|false|null"
+    r"|-?\d[\d.eE+-]*\s*(?:,|\](?!\s*[^\s,\]}]))))"
+)
 _HTML_START_RE = re.compile(
     r"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>])", re.I | re.S
 )
@@ -63,7 +68,8 @@ def _is_text_browser(body: str) -> bool:
 def sniff(text: str) -> str:
     """Which shape of capture this text is (one of `model.SHAPES`).
 
-    JSON starts with `{` or `[` followed by a value; HTML with a doctype or `<html>`, or
+    JSON starts with `{` or `[` followed by a value (a number only as an array item:
+    `[1]Hugging Face` is a link mark); HTML with a doctype or `<html>`, or
     has HTML block tags before any other text. A text-browser dump has numbered link
     marks (`[12]`) and their reference list. Markdown has front matter, a link written
     `[text](url)`, or at least two `#` headings. A text with a line that is only the URL

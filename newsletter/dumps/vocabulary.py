@@ -3,8 +3,8 @@
 This module owns what a line of the page can be, whatever the capture: the page's
 chrome (header, tabs, footer), a metadata line (`4 authors`, `·`, `May 30, 2017 1`), an
 upvote or star count (`6`, `1,234`, `1.2k`), and the links that name a paper
-(`huggingface.co/papers/2410.12345`, `arxiv.org/abs/2410.12345`). It also gives dates
-written without a year the right one. Pure: nothing here reads the clock.
+(`huggingface.co/papers/2410.12345`, `arxiv.org/abs/2410.12345`) or a day's page
+(`/papers/date/2024-12-11`). It also gives dates written without a year the right one. Pure: nothing here reads the clock.
 """
 
 from __future__ import annotations
@@ -292,6 +292,22 @@ def arxiv_id_of(url: str) -> str | None:
 
 def is_arxiv_id(text: str) -> bool:
     return re.fullmatch(_ARXIV_ID, text.strip()) is not None
+
+
+# The page of one day: "/papers/date/2025-03-11", "/papers?date=2025-03-11".
+_PAGE_URL_DATE_RE = re.compile(r"/papers(?:/date/|\?(?:[^#\s]*&)?date=)(\d{4}-\d{2}-\d{2})")
+
+
+def page_url_date(url: str) -> date | None:
+    """The day a Daily Papers page URL is the page of (`.../papers/date/2025-03-11`,
+    `...?date=2025-03-11`); None for any other URL or an impossible date."""
+    match = _PAGE_URL_DATE_RE.search(url)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
 
 
 def is_paper_url_line(text: str) -> bool:
