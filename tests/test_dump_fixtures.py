@@ -31,12 +31,16 @@ DIRTY_TITLE = re.compile(r"\\|\]\(|https?://|^\s|\s$|\s{2}|^#|\[\d+\]|\*\*|^[-*â
 
 
 def _cases(folder: str) -> list[Path]:
-    """The capture files of a fixture folder (not the `.expect.json` beside them)."""
+    """The capture files of a fixture folder (not the `.expect.json` beside them, nor
+    hidden tool caches: `ruff check tests` writes `.ruff_cache/` beside the
+    `pyproject.toml` in not_dumps/)."""
     root = FIXTURES / folder
     return sorted(
         path
         for path in root.rglob("*")
-        if path.is_file() and not path.name.endswith(".expect.json")
+        if path.is_file()
+        and not path.name.endswith(".expect.json")
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
     )
 
 

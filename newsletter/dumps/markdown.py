@@ -101,7 +101,7 @@ _TRENDING_URL_RE = re.compile(r"/papers/trending\b")
 _GITHUB_RE = re.compile(r"^(?:https?://)?(?:www\.)?github\.com/([\w.-]+)/([\w.-]+)", re.I)
 _NAMED_PAPER_RE = re.compile(r"/papers/(\d{4}\.\d{4,5})(?![\d.])")
 _COUNT_AT_END_RE = re.compile(r"(?:^|\s)(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?[kK]|\d+)$")
-_COUNT_AT_START_RE = re.compile(r"^(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?[kK]|\d+)(?:\s|$)")
+_COUNT_IN_RE = re.compile(r"(?:^|\s)(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?[kK]|\d+)(?:\s|$)")
 _SENTENCE_END_RE = re.compile(r"[.!?]\s+[A-Z]")
 
 # Headings that are page furniture, not papers (beyond the page's chrome lines).
@@ -201,7 +201,7 @@ def _classify_link(text: str, href: str) -> tuple[str, int | str] | None:
     if github:
         return (_REPO, f"https://github.com/{github.group(1)}/{github.group(2)}")
     if "#community" in href:
-        count = _COUNT_AT_START_RE.match(text)
+        count = _COUNT_IN_RE.search(text)  # "6", "💬 6", "6 comments"
         return (_COMMENTS, parse_count(count.group(1))) if count else (_DROP, "")
     if not hf_paper_id(href) and arxiv_id_of(href) and len(text) <= _MAX_LABEL:
         return (_ARXIV, arxiv_id_of(href) or "")
