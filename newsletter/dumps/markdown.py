@@ -2,7 +2,7 @@
 
 This module owns one shape of dump: the Markdown that scraping tools (reader services
 such as r.jina.ai, crawlers such as Firecrawl or crawl4ai, HTML-to-Markdown converters
-such as html2text or markdownify) make of the day, Trending and search pages. Its
+such as html2text, markdownify or pandoc) make of the day, Trending and search pages. Its
 blocks and atoms come from `markdown_blocks.py` (markdown-it-py tokens); this module
 says what they mean. Each paper is a title, then the rest of its card::
 
@@ -19,7 +19,8 @@ says what they mean. Each paper is a title, then the rest of its card::
     [owner/repo](https://github.com/owner/repo) ★ 1.2k           code and its stars
 
 A title is a heading that links to a paper page (or arXiv), a plain heading, or a
-paragraph that is nothing but a link to a paper page (maybe bold). Counts may sit
+paragraph that is nothing but a link to a paper page (maybe bold, maybe with its counts
+beside it: `1. [Title](/papers/ID) ★ 1.2k`). Counts may sit
 before the title or after it: a count whose link names its paper (the upvote button's
 `login?next=/papers/ID`, the comment link's `/papers/ID#community`) goes to that paper;
 other counts go to the card they are in, or to the next card when the page puts them
@@ -147,10 +148,10 @@ class _Entry:
     content: list[tuple[str, int]] = field(default_factory=list)  # (text, block number)
     last_content: int = -1  # place of its last text atom
     summary_label: bool = False  # "AI-generated summary" labels its text
+    key: str = ""  # paper_key(title), kept with the title
 
-    @property
-    def key(self) -> str:
-        return paper_key(self.title)
+    def __post_init__(self) -> None:
+        self.key = paper_key(self.title)
 
 
 def _ids(links: Sequence[str]) -> list[str]:
@@ -298,7 +299,7 @@ class _Reader:
             current.arxiv_id = arxiv_id
             current.hf_link = any(hf_paper_id(link) for link in block.links)
         if block.kind == HEADING and not current.content:
-            current.title, current.line = title, block.line
+            current.title, current.line, current.key = title, block.line, paper_key(title)
         elif paper_key(title) != current.key:
             self._content(number, block)  # the abstract as a link to the paper
         return False
