@@ -354,6 +354,7 @@ def test_markdown_from_a_reader_service() -> None:
         published=date(2024, 12, 11),
         upvotes=21,
         arxiv_id="2412.08821",
+        comments=2,  # the `#community` link's count
         line=READER_MARKDOWN.split("\n").index(
             f"### [{LCM}](https://huggingface.co/papers/2412.08821)"
         )

@@ -65,12 +65,22 @@ def _is_text_browser(body: str) -> bool:
     return _REFERENCE_LIST_RE.search(body) is not None or marks >= 10
 
 
+def _mostly_tags(body: str) -> bool:
+    """HTML block tags, and more of them than Markdown links and headings (a converter
+    such as pandoc leaves some raw `<div>` lines in its Markdown)."""
+    head = body[:200000]
+    tags = len(_HTML_TAGS_RE.findall(head))
+    markdown = len(_MD_LINK_RE.findall(head)) + len(_ATX_HEADING_RE.findall(head))
+    return tags >= 3 and tags > markdown
+
+
 def sniff(text: str) -> str:
     """Which shape of capture this text is (one of `model.SHAPES`).
 
     JSON starts with `{` or `[` followed by a value (a number only as an array item:
-    `[1]Hugging Face` is a link mark); HTML with a doctype or `<html>`, or
-    has HTML block tags before any other text. A text-browser dump has numbered link
+    `[1]Hugging Face` is a link mark); HTML with a doctype or `<html>`, or starts with
+    HTML block tags and has more of them than Markdown links and headings. A text-browser
+    dump has numbered link
     marks (`[12]`) and their reference list. Markdown has front matter, a link written
     `[text](url)`, or at least two `#` headings. A text with a line that is only the URL
     of a paper is the export with links on their own lines. Anything else is read as the
@@ -78,9 +88,7 @@ def sniff(text: str) -> str:
     body = text.removeprefix("\ufeff")
     if _JSON_START_RE.match(body):
         return API_JSON
-    if _HTML_START_RE.match(body) or (
-        body.lstrip().startswith("<") and len(_HTML_TAGS_RE.findall(body[:200000])) >= 3
-    ):
+    if _HTML_START_RE.match(body) or (body.lstrip().startswith("<") and _mostly_tags(body)):
         return HTML
     if _is_text_browser(body):
         return TEXT_BROWSER
