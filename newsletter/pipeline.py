@@ -322,7 +322,7 @@ def next_picks_many(
     today = issue_date_now(settings)
     embedder = embedder_for(settings)
     picks: dict[str, list[Pick]] = {subscriber.key: [] for subscriber in subscribers}
-    delivered = store.delivered_paper_keys(picks)
+    delivered = store.delivered_paper_keys(picks.keys())
     for frequency in ("daily", "weekly"):
         group = [s for s in subscribers if s.frequency == frequency]
         pool = candidate_papers(store, issue_date=today, frequency=frequency) if group else []

@@ -281,10 +281,10 @@ def test_the_base_url_host_is_served_and_no_other(project: Path) -> None:
 # -- tokens --------------------------------------------------------------------------------
 
 
-def signed(payload: bytes, key: str = SECRET) -> str:
-    """A token whose signature is valid for `key` over an arbitrary payload."""
+def signed(payload: bytes) -> str:
+    """A token whose signature is valid (the server's key) over an arbitrary payload."""
     salt = "newsletter.unsubscribe"
-    return str(URLSafeSerializer(key, salt=salt).make_signer(salt).sign(payload).decode())
+    return URLSafeSerializer(SECRET, salt=salt).make_signer(salt).sign(payload).decode()
 
 
 def test_a_signed_token_without_an_address_is_refused(server: tuple[str, Settings]) -> None:
