@@ -361,6 +361,26 @@ def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list
     return picks
 
 
+def next_picks_many(
+    settings: Settings, store: Store, subscribers: Sequence[Subscriber]
+) -> dict[str, list[Pick]]:
+    """`next_picks` for many subscribers at once, by subscriber key: one index per
+    frequency's pool and one look-up of what each already received, instead of one of
+    each per subscriber (the same picks: each subscriber is still ranked on their own)."""
+    today = issue_date_now(settings)
+    embedder = embedder_for(settings)
+    picks: dict[str, list[Pick]] = {subscriber.key: [] for subscriber in subscribers}
+    delivered = store.delivered_paper_keys(picks.keys())
+    for frequency in ("daily", "weekly"):
+        group = [s for s in subscribers if s.frequency == frequency]
+        pool = candidate_papers(store, issue_date=today, frequency=frequency) if group else []
+        if not pool:
+            continue
+        ranked = rank_pool(store, pool, group, today=today, delivered=delivered, embedder=embedder)
+        picks.update((subscriber.key, chosen) for subscriber, chosen in ranked)
+    return picks
+
+
 def preview_digest(
     settings: Settings, store: Store, subscriber: Subscriber, renderer: Renderer | None = None
 ) -> tuple[Digest | None, list[Pick]]:

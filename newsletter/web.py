@@ -11,6 +11,15 @@ A small Starlette app, served by uvicorn (`newsletter serve`):
   shows that issue as the email's HTML at phone and desktop width, the subject, the
   preheader, the text part and each pick's score and reason. These pages list the
   subscribers, so `serve` mounts them only when it listens on a loopback address.
+  The index ranks every subscriber in one pass and keeps the result until the
+  database, the subscribers file or the date changes (see `IndexPage`).
+
+Two guards sit in front of every route. Only requests naming this server in their Host
+header are served (the host of `NEWSLETTER_BASE_URL`, or a loopback name): a web page
+that rebinds its own DNS name to 127.0.0.1 must not read the previews or the
+unsubscribe links in them. And no request body may exceed `MAX_BODY` (the forms and
+the one-click POST are a few dozen bytes); a larger one gets 413 as soon as it is
+known to be larger, without being held in memory.
 
 Nothing here sends mail. The pages are Jinja templates in `templates/web/` (autoescaped,
 reloaded when edited); the email itself comes from the one `Renderer` the app keeps,
@@ -25,26 +34,32 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import jinja2
 import uvicorn
+from itsdangerous import BadData
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.errors import ConfigError, NewsletterError, TemplateError
 from newsletter.membership import Membership, leave, memberships
-from newsletter.pipeline import issue_date_now, next_picks, preview_digest
+from newsletter.pipeline import issue_date_now, next_picks_many, preview_digest
 from newsletter.ranking import Pick
 from newsletter.render import Digest, Renderer, paper_view
-from newsletter.settings import Settings
+from newsletter.settings import DEV_SECRET_KEY, Settings
 from newsletter.store import Store
-from newsletter.subscribers import read_unsubscribe_token, unsubscribe_url
+from newsletter.subscribers import normalized_email, read_unsubscribe_token, unsubscribe_url
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +73,10 @@ WEB_TEMPLATES = (
 ONE_CLICK = "One-Click"
 PHONE_WIDTH = 375
 DESKTOP_WIDTH = 800
+# The largest request body served: the one-click POST is 26 bytes, the forms a few hundred.
+MAX_BODY = 64 * 1024
+# Host names every server answers to, whatever its base URL (any port).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 # Pages carry capability tokens (unsubscribe) or subscriber data (previews): keep them out
 # of caches, referrers and search engines.
 _HEADERS = {
@@ -93,6 +112,78 @@ class Row:
     picks: list[Pick]
 
 
+FileIdentity = tuple[int, int, int] | None  # modification time (ns), size, inode
+# What the index rows depend on; equal states give equal rows (see `IndexPage`).
+DataState = tuple[date, FileIdentity, int, int, int, frozenset[str]]
+
+
+class IndexPage:
+    """The index page, computed once per state and shared by the requests that want it.
+
+    Two levels: the rows (every subscriber ranked, in one pass) are kept per data
+    state; the page's HTML per data state and page templates, so a template edit
+    renders the kept rows again without ranking anyone.
+
+    The data state is the issue date (the daily and weekly pools move with it), the
+    subscribers file's identity (an edit or an atomic replace changes its modification
+    time, size or inode) and what the ranking reads from the database: the newest dump
+    (new papers, updated upvotes), the newest real issue and how many of its messages
+    went out (what each subscriber already received), and who unsubscribed. The
+    templates' state is the identity of each file in `templates/web/`.
+
+    One lock: concurrent requests for a new state wait for the one computation
+    instead of each doing it again.
+    """
+
+    def __init__(
+        self, settings: Settings, render: Callable[[list[Row], date], str], templates: Path
+    ) -> None:
+        self.settings = settings
+        self.render = render
+        self.templates = templates
+        self._lock = threading.Lock()
+        self._rows: tuple[DataState, list[Row]] | None = None
+        self._page: tuple[tuple[DataState, tuple[FileIdentity, ...]], str] | None = None
+
+    def data_state(self, store: Store) -> DataState:
+        last = store.last_real_issue()
+        return (
+            issue_date_now(self.settings),
+            _file_identity(self.settings.subscribers_file),
+            store.latest_dump_id(),
+            last.id if last else 0,
+            store.counts(last.id)["sent"] if last else 0,
+            frozenset(store.unsubscribed()),
+        )
+
+    def html(self, store: Store) -> str:
+        # The state is read before anything it describes: a change made while the page
+        # is computed makes the next request's state differ, so the cache never hides it.
+        state = self.data_state(store)
+        key = (state, tuple(_file_identity(self.templates / name) for name in WEB_TEMPLATES))
+        with self._lock:
+            if self._page is not None and self._page[0] == key:
+                return self._page[1]
+            if self._rows is None or self._rows[0] != state:
+                self._rows = (state, self.rows(store))
+            html = self.render(self._rows[1], state[0])
+            self._page = (key, html)
+            return html
+
+    def rows(self, store: Store) -> list[Row]:
+        members = memberships(self.settings, store)
+        picks = next_picks_many(self.settings, store, [m.subscriber for m in members])
+        return [Row(member, picks[member.subscriber.key]) for member in members]
+
+
+def _file_identity(path: Path) -> FileIdentity:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # loading it says what is wrong
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
 class WebApp:
     """The state the handlers share: settings, one email renderer, the page templates."""
 
@@ -107,19 +198,32 @@ class WebApp:
         # The key the emails' links were signed with: the configured secret, or (without
         # one) the development key of dry runs and previews, whose links then work locally.
         self.token_key = settings.signing_key(dry_run=True)
+        self.index_page = IndexPage(
+            settings, self.render_index, templates=settings.templates_dir / "web"
+        )
 
     # -- pages ---------------------------------------------------------------------------
 
-    def page(self, name: str, status: int = 200, **context: Any) -> Response:
+    def render(self, name: str, **context: Any) -> str:
         try:
-            body = self.pages.get_template(name).render(**context)
+            return self.pages.get_template(name).render(**context)
         except jinja2.TemplateError as exc:
             where = getattr(exc, "filename", None) or name
             line = getattr(exc, "lineno", None)
             raise TemplateError(
                 f"{where}{f':{line}' if line else ''}: the page template failed: {exc}"
             ) from exc
-        return HTMLResponse(body, status_code=status, headers=_HEADERS)
+
+    def page(self, name: str, status: int = 200, **context: Any) -> Response:
+        return HTMLResponse(self.render(name, **context), status_code=status, headers=_HEADERS)
+
+    def render_index(self, rows: list[Row], issue_date: date) -> str:
+        return self.render(
+            "index.html.j2",
+            rows=rows,
+            issue_date=issue_date,
+            subscribers_file=str(self.settings.subscribers_file),
+        )
 
     def error_page(self, message: str, status: int) -> Response:
         try:
@@ -132,12 +236,24 @@ class WebApp:
     def unsubscribe_url(self, email: str) -> str:
         return unsubscribe_url(self.settings.base_url, email, self.token_key)
 
-    def rows(self) -> list[Row]:
+    def index_html(self) -> str:
         with Store(self.settings.database_path) as store:
-            return [
-                Row(member, next_picks(self.settings, store, member.subscriber))
-                for member in memberships(self.settings, store)
-            ]
+            return self.index_page.html(store)
+
+    def token_email(self, token: str) -> str | None:
+        """The address a token names, or None for a token that is forged, damaged,
+        signed with another key, or signed but not holding one email address."""
+        try:
+            value = read_unsubscribe_token(token, self.token_key)
+        except BadData:  # a valid signature over a payload that does not decode
+            return None
+        if value is None:
+            return None
+        try:
+            normalized_email(value)
+        except ValueError:
+            return None
+        return value.strip().lower()
 
     def preview_of(self, email: str) -> tuple[Membership, Digest | None, list[Pick]] | None:
         assert self.renderer is not None
@@ -165,13 +281,9 @@ class WebApp:
     # -- handlers ------------------------------------------------------------------------
 
     async def index(self, request: Request) -> Response:
-        rows = await run_in_threadpool(self.rows)
-        return self.page(
-            "index.html.j2",
-            rows=rows,
-            issue_date=issue_date_now(self.settings),
-            subscribers_file=str(self.settings.subscribers_file),
-        )
+        # Rendering a thousand rows takes tens of milliseconds: not on the event loop.
+        html = await run_in_threadpool(self.index_html)
+        return HTMLResponse(html, headers=_HEADERS)
 
     async def preview_page(self, request: Request) -> Response:
         email = request.path_params["email"]
@@ -202,8 +314,7 @@ class WebApp:
         return HTMLResponse(found[1].html, headers=_HEADERS)
 
     async def unsubscribe(self, request: Request) -> Response:
-        token = request.path_params["token"]
-        email = read_unsubscribe_token(token, self.token_key)
+        email = self.token_email(request.path_params["token"])
         if email is None:
             return self.page("unsubscribe.html.j2", 400, state="invalid", email=None)
         if request.method != "POST":
@@ -220,6 +331,81 @@ class WebApp:
         # Registered for NewsletterError only: a broken template or subscribers file is
         # shown to the person editing it, with the file and line.
         return self.error_page(str(exc), 500)
+
+
+class BodyTooLarge(Exception):
+    """A request body passed `BodyLimit`'s limit while the app was reading it."""
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413 (pure ASGI middleware).
+
+    A declared Content-Length over the limit is refused before anything is read. A body
+    without one (chunked) is counted as the app reads it, chunk by chunk from
+    `receive()`, and the read fails as soon as the count passes the limit, so no more
+    than the limit (plus the one chunk the server handed over) is ever held. uvicorn
+    reads and drops the rest of the body itself, with its own small buffer.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and not (declared.isdigit() and int(declared) <= self.limit):
+            await self.refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(f"the request body passed {self.limit} bytes")
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except BodyTooLarge:
+            if started:  # too late for a status; the server drops the connection
+                raise
+            await self.refuse(scope, receive, send)
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = PlainTextResponse(
+            f"The request body is larger than {self.limit // 1024} KiB; this server only "
+            "takes small forms (an unsubscribe POST is 26 bytes).",
+            status_code=413,
+            headers=_HEADERS,
+        )
+        await response(scope, receive, send)
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """The Host header values (without port) the server answers: the base URL's host
+    and the loopback names."""
+    host = (urlsplit(settings.base_url).hostname or "").lower()
+    if ":" in host:  # an IPv6 literal is bracketed in a Host header
+        host = f"[{host}]"
+    return list(dict.fromkeys([*([host] if host else []), *LOOPBACK_HOSTS]))
+
+
+def has_real_key(settings: Settings) -> bool:
+    """A secret key is configured and it is not the public development key."""
+    key = settings.secret_key.get_secret_value() if settings.secret_key is not None else ""
+    return bool(key) and key != DEV_SECRET_KEY
 
 
 async def _is_one_click(request: Request) -> bool:
@@ -243,7 +429,17 @@ def create_app(settings: Settings, *, preview: bool = True) -> Starlette:
             Route("/preview/{email}", web.preview_page),
             Route("/preview/{email}/html", web.preview_html),
         ]
-    app = Starlette(routes=routes, exception_handlers={NewsletterError: web.on_error})
+    middleware = [
+        Middleware(
+            TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False
+        ),
+        Middleware(BodyLimit, limit=MAX_BODY),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={NewsletterError: web.on_error},
+    )
     app.state.web = web
     return app
 
@@ -294,10 +490,11 @@ def serve(
     """Run the app until interrupted. Beyond loopback it needs a real secret key (the
     development key is public) and serves only the unsubscribe endpoint."""
     local = is_loopback(host)
-    if not local and (settings.secret_key is None or not settings.secret_key.get_secret_value()):
+    if not local and not has_real_key(settings):
         raise ConfigError(
-            f"refusing to listen on {host} without NEWSLETTER_SECRET_KEY: the links would be "
-            "checked with the public development key; set the key the emails were sent with"
+            f"refusing to listen on {host} without NEWSLETTER_SECRET_KEY (or with the "
+            "development key as its value): the links would be checked with a public key; "
+            "set the key the emails were sent with"
         )
     app = create_app(settings, preview=local)
     sock = bind(host, port)

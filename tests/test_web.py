@@ -5,23 +5,27 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import os
 import re
 from collections.abc import Iterator
 from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from newsletter.errors import ConfigError
-from newsletter.pipeline import build_issue, dry_run, ingest_file
-from newsletter.settings import Settings, load_settings
+from newsletter.membership import join
+from newsletter.pipeline import build_issue, dry_run, ingest_file, next_picks
+from newsletter.settings import DEV_SECRET_KEY, Settings, load_settings
 from newsletter.store import Store
-from newsletter.subscribers import load_subscribers, unsubscribe_token
-from newsletter.web import create_app, serve
-from tests.web_server import running
+from newsletter.subscribers import SubscriberChange, load_subscribers, unsubscribe_token
+from newsletter.web import MAX_BODY, create_app, serve
+from tests.web_server import running, serving_process
 
 ISSUE_DATE = date(2026, 11, 22)
 SECRET = "web-test-secret"
@@ -219,3 +223,244 @@ def test_serving_beyond_loopback_needs_a_real_key_and_hides_previews(project: Pa
         assert httpx.get(f"{url}/preview/ada@example.org").status_code == 404
         token = unsubscribe_token("ada@example.org", SECRET)
         assert httpx.get(f"{url}/unsubscribe/{token}").status_code == 200
+
+
+# -- the Host check (DNS rebinding) -------------------------------------------------------
+
+
+def test_a_foreign_host_is_refused_everywhere(server: tuple[str, Settings]) -> None:
+    """A page on attacker.example whose name now resolves to 127.0.0.1 sends its own
+    name as Host: it must not read the subscribers or the unsubscribe links."""
+    url, settings = server
+    port = urlsplit(url).port
+    token = unsubscribe_token("ada@example.org", SECRET)
+    paths = ["/", "/preview/ada@example.org", "/preview/ada@example.org/html"]
+    for host in ("attacker.example", f"attacker.example:{port}", "127.0.0.1.attacker.example"):
+        for path in [*paths, f"/unsubscribe/{token}"]:
+            response = httpx.get(f"{url}{path}", headers={"Host": host})
+            assert response.status_code == 400, (host, path)
+            assert "example.org" not in response.text
+        posted = httpx.post(
+            f"{url}/unsubscribe/{token}",
+            data={"List-Unsubscribe": "One-Click"},
+            headers={"Host": host},
+        )
+        assert posted.status_code == 400
+    with Store(settings.database_path) as store:
+        assert store.unsubscribed() == set()
+
+
+def test_loopback_names_are_served_with_any_port(server: tuple[str, Settings]) -> None:
+    url, _settings = server
+    port = urlsplit(url).port
+    for host in (
+        "localhost",
+        f"localhost:{port}",
+        "127.0.0.1",
+        f"127.0.0.1:{port}",
+        "[::1]",
+        f"[::1]:{port}",
+        "LocalHost:8000",
+    ):
+        response = httpx.get(f"{url}/", headers={"Host": host})
+        assert response.status_code == 200, host
+        assert 'data-email="ada@example.org"' in response.text
+
+
+def test_the_base_url_host_is_served_and_no_other(project: Path) -> None:
+    settings = load_settings(base_url="https://news.example.org/", secret_key=SECRET)
+    token = unsubscribe_token("ada@example.org", SECRET)
+    with running(lambda _url: create_app(settings, preview=False)) as url:
+        link = f"{url}/unsubscribe/{token}"
+        for host in ("news.example.org", "NEWS.example.org:443", "localhost"):
+            assert httpx.get(link, headers={"Host": host}).status_code == 200, host
+        for host in ("example.org", "news.example.org.attacker.example", "www.news.example.org"):
+            assert httpx.get(link, headers={"Host": host}).status_code == 400, host
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+
+def signed(payload: bytes) -> str:
+    """A token whose signature is valid (the server's key) over an arbitrary payload."""
+    salt = "newsletter.unsubscribe"
+    return URLSafeSerializer(SECRET, salt=salt).make_signer(salt).sign(payload).decode()
+
+
+def test_a_signed_token_without_an_address_is_refused(server: tuple[str, Settings]) -> None:
+    url, settings = server
+    yaml_before = settings.subscribers_file.read_bytes()
+    serializer = URLSafeSerializer(SECRET, salt="newsletter.unsubscribe")
+    tokens = [
+        serializer.dumps("not an address"),
+        serializer.dumps(""),
+        serializer.dumps(["ada@example.org"]),
+        serializer.dumps({"email": "ada@example.org"}),
+        serializer.dumps(42),
+        signed(b"bm90IGpzb24"),  # base64 of "not json"
+        signed(b".eJzzzzz"),  # claims zlib, is not
+        signed(b"!!!"),  # not base64
+    ]
+    for token in tokens:
+        for method in ("GET", "POST"):
+            response = httpx.request(
+                method,
+                f"{url}/unsubscribe/{token}",
+                content=b"List-Unsubscribe=One-Click",
+                headers=ONE_CLICK,
+            )
+            assert response.status_code == 400, (token, method)
+            assert "not valid" in response.text
+    with Store(settings.database_path) as store:
+        assert store.unsubscribed() == set()
+    assert settings.subscribers_file.read_bytes() == yaml_before
+
+
+def test_a_development_key_token_is_refused_when_a_real_key_is_set(
+    server: tuple[str, Settings], project: Path
+) -> None:
+    url, settings = server
+    token = unsubscribe_token("ada@example.org", DEV_SECRET_KEY)
+    assert httpx.get(f"{url}/unsubscribe/{token}").status_code == 400
+    posted = httpx.post(f"{url}/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert posted.status_code == 400
+    with Store(settings.database_path) as store:
+        assert store.unsubscribed() == set()
+    # The development key is public: as the configured key it counts as none at all.
+    with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEY"):
+        serve(load_settings(secret_key=DEV_SECRET_KEY), host="0.0.0.0", port=0)
+    # Without a key (loopback only), the development key is the one the links carry.
+    with running(lambda base: create_app(Settings(base_url=base, secret_key=None))) as local:
+        assert httpx.get(f"{local}/unsubscribe/{token}").status_code == 200
+
+
+# -- request bodies ------------------------------------------------------------------------
+
+
+def test_an_oversized_body_gets_413_and_changes_nothing(server: tuple[str, Settings]) -> None:
+    url, settings = server
+    link = f"{url}/unsubscribe/{unsubscribe_token('ada@example.org', SECRET)}"
+    big = b"List-Unsubscribe=One-Click&pad=" + b"x" * MAX_BODY
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding: chunked
+        for start in range(0, len(big), 4096):
+            yield big[start : start + 4096]
+
+    attempts = {
+        "form, with length": httpx.post(link, content=big, headers=ONE_CLICK),
+        "no type, with length": httpx.post(link, content=big),
+        "form, chunked": httpx.post(link, content=chunked(), headers=ONE_CLICK),
+        "no type, chunked": httpx.post(link, content=chunked()),
+        "multipart": httpx.post(link, files={"List-Unsubscribe": (None, big)}),
+        "GET / with a body": httpx.request("GET", f"{url}/", content=big),
+    }
+    for name, response in attempts.items():
+        assert response.status_code == 413, name
+        assert "larger than 64 KiB" in response.text
+    with Store(settings.database_path) as store:
+        assert store.unsubscribed() == set()
+    # A body just within the limit is read as usual.
+    within = big[:MAX_BODY]
+    assert httpx.post(link, content=within, headers=ONE_CLICK).status_code == 200
+    with Store(settings.database_path) as store:
+        assert store.unsubscribed() == {"ada@example.org"}
+
+
+def vm_kib(pid: int, field: str) -> int:
+    """A memory figure of a process from /proc (VmRSS now, VmHWM its peak), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def test_a_huge_body_is_refused_without_growing_the_server(project: Path) -> None:
+    """The report: 200 MB without a Content-Type grew the server by 800 MB."""
+    with Store(project / "newsletter.db") as store:
+        for path in sorted((project / "dumps").iterdir()):
+            ingest_file(store, path)
+    size = 200 * 2**20
+    piece = b"x" * 2**20
+    with serving_process(project, {"NEWSLETTER_SECRET_KEY": SECRET}) as (url, pid):
+        link = f"{url}/unsubscribe/{unsubscribe_token('ada@example.org', SECRET)}"
+        assert httpx.get(f"{url}/").status_code == 200  # warm: imports, ranking, templates
+        assert httpx.post(link, content=b"nothing").status_code == 400
+        rss_before, peak_before = vm_kib(pid, "VmRSS"), vm_kib(pid, "VmHWM")
+        response = httpx.post(link, content=(piece for _ in range(size // len(piece))))
+        rss_after, peak_after = vm_kib(pid, "VmRSS"), vm_kib(pid, "VmHWM")
+        assert response.status_code == 413
+        assert httpx.get(link).status_code == 200  # still serving
+    growth = max(peak_after - peak_before, rss_after - rss_before) * 1024
+    assert growth < size / 8, f"the server grew by {growth / 2**20:.0f} MiB"
+    with Store(project / "newsletter.db") as store:
+        assert store.unsubscribed() == set()
+
+
+# -- the index -----------------------------------------------------------------------------
+
+CARD = re.compile(
+    r'data-email="(?P<email>[^"]+)".*?<span class="count">(?P<count>\d+) papers?</span>'
+    r'(?:.*?Top match: (?P<title>.*?) <span class="muted">\[(?P<score>[\d.]+)\]</span>'
+    r"|.*?No paper matches)",
+    re.S,
+)
+
+
+def index_cards(text: str) -> dict[str, tuple[int, str | None, str | None]]:
+    """Per address on the index page: the number of papers, the top title, its score."""
+    cards = {}
+    for card in text.split('<div class="card subscriber" ')[1:]:
+        match = CARD.search(card)
+        assert match, card
+        title = html.unescape(match["title"]) if match["title"] is not None else None
+        cards[html.unescape(match["email"])] = (int(match["count"]), title, match["score"])
+    return cards
+
+
+def test_the_index_shows_what_next_picks_gives_each_subscriber(
+    server: tuple[str, Settings],
+) -> None:
+    url, settings = server
+    with Store(settings.database_path) as store:  # a weekly reader too: the other pool
+        join(
+            settings,
+            store,
+            SubscriberChange("wes@example.org", ("language models",), frequency="weekly"),
+        )
+    cards = index_cards(httpx.get(f"{url}/").text)
+    subscribers = load_subscribers(settings.subscribers_file)
+    assert set(cards) == {s.email for s in subscribers}
+    with Store(settings.database_path) as store:
+        for subscriber in subscribers:
+            picks = next_picks(settings, store, subscriber)
+            top = picks[0] if picks else None
+            expected = (
+                len(picks),
+                top.paper.title if top else None,
+                f"{top.score:.2f}" if top else None,
+            )
+            assert cards[subscriber.email] == expected, subscriber.email
+    assert sum(count for count, _, _ in cards.values()) > 0
+
+
+def index_states(text: str) -> dict[str, str]:
+    """Per address on the index page: active, paused or unsubscribed."""
+    return dict(re.findall(r'data-email="([^"]+)".*?class="state state-(\w+)"', text, re.S))
+
+
+def test_the_index_follows_edits_to_the_file_and_the_database(
+    server: tuple[str, Settings],
+) -> None:
+    url, settings = server
+    first = httpx.get(f"{url}/").text
+    assert first == httpx.get(f"{url}/").text
+    assert index_states(first)["ada@example.org"] == "active"
+    link = f"{url}/unsubscribe/{unsubscribe_token('ada@example.org', SECRET)}"
+    assert httpx.post(link, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert index_states(httpx.get(f"{url}/").text)["ada@example.org"] == "unsubscribed"
+    with Store(settings.database_path) as store:  # the file: a new subscriber
+        join(settings, store, SubscriberChange("new@example.org", ("knowledge distillation",)))
+    assert index_states(httpx.get(f"{url}/").text)["new@example.org"] == "active"
+    with Store(settings.database_path) as store:  # the database alone
+        store.forget_unsubscribe("ada@example.org")
+    assert index_states(httpx.get(f"{url}/").text)["ada@example.org"] == "paused"
