@@ -366,40 +366,33 @@ class _Builder:
         )
 
 
-def parse_page_text(text: str, *, name: str, received_at: datetime) -> Dump:
-    """Parse the page text (a browser copy), with or without URL lines.
+@dataclass(frozen=True)
+class _Start:
+    """Where the entries start: after the header date, or at the top without one."""
 
-    `received_at` (the file's modification time) fixes the year of the page's header
-    date, and is the page date of a capture without one; nothing here looks at the
-    current time. Raises DumpError when the text holds no paper entry."""
-    lines = _split_lines(text)
-    lines, links = _set_aside_url_lines(lines)
-    lines = _without_placeholders(lines)
-    lines, side = _set_aside_side_lines(lines, links.comments if links else set())
-    chrome = any(is_signature_chrome(line) for _, line in lines)
+    page_date: date
+    items: list[_Line]
+    header_text: str  # for messages: the header line quoted, or "the top of the file"
+    header_number: int | None
+
+
+def _start(lines: list[tuple[int, str]], name: str, received_at: datetime) -> _Start:
     found = _find_header(lines, name)
-    header_text = "the top of the file"
-    header_number: int | None = None
     if found is None:
-        page_date = received_at.date()
-        items = _non_blank(lines, 0)
-    else:
-        header_index, header = found
-        header_number, header_text = lines[header_index]
-        resolved = resolve_page_date(header, received_at)
-        if resolved is None:
-            raise DumpError(
-                f"the header date {header_text!r} is not a real date; {EXPECTED}",
-                path=name,
-                line=header_number,
-            )
-        page_date = resolved
-        header_text = repr(header_text)
-        items = _non_blank(lines, header_index + 1)
+        return _Start(received_at.date(), _non_blank(lines, 0), "the top of the file", None)
+    header_index, header = found
+    number, text = lines[header_index]
+    page_date = resolve_page_date(header, received_at)
+    if page_date is None:
+        raise DumpError(
+            f"the header date {text!r} is not a real date; {EXPECTED}", path=name, line=number
+        )
+    return _Start(page_date, _non_blank(lines, header_index + 1), repr(text), number)
 
-    builder = _Builder(name, page_date)
-    spaced = bool(items) and items[-1].para == len(items)
-    metas = _find_metas(items, spaced=spaced)
+
+def _read_entries(builder: _Builder, items: list[_Line]) -> None:
+    """Pair the paragraphs between metadata blocks into entries (see `_pair`)."""
+    metas = _find_metas(items, spaced=bool(items) and items[-1].para == len(items))
     start = 0
     for meta in metas:
         paragraphs = _paragraphs(items[start : meta.first])
@@ -419,30 +412,48 @@ def parse_page_text(text: str, *, name: str, received_at: datetime) -> Dump:
         builder.left_over(paragraph)
     for title_para, abstract_para in pairs:
         builder.add(title_para, abstract_para, None)
-
     builder.report_left_overs()
-    papers = _with_side_counts(_with_arxiv_ids(builder.papers, links), side)
-    if not papers:
-        why = f"no paper entry found after {header_text}"
-        if builder.skipped:
-            plural = "entry" if builder.skipped == 1 else "entries"
-            why += f" ({builder.skipped} broken {plural} skipped)"
-        raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name, line=header_number)
-    kept = deduplicate(papers)
+
+
+def _evidence(papers: list[Paper], links: _Links | None, chrome: bool) -> tuple[str, ...]:
     evidence = []
     if links and links.hf_pages:
         evidence.append(PAPER_LINKS)
     if chrome:
         evidence.append(PAGE_CHROME)
-    if any(p.published and (p.authors_count or p.organization) for p in kept):
+    if any(p.published and (p.authors_count or p.organization) for p in papers):
         evidence.append(METADATA_LINES)
+    return tuple(evidence)
+
+
+def parse_page_text(text: str, *, name: str, received_at: datetime) -> Dump:
+    """Parse the page text (a browser copy), with or without URL lines.
+
+    `received_at` (the file's modification time) fixes the year of the page's header
+    date, and is the page date of a capture without one; nothing here looks at the
+    current time. Raises DumpError when the text holds no paper entry."""
+    lines = _split_lines(text)
+    lines, links = _set_aside_url_lines(lines)
+    lines = _without_placeholders(lines)
+    lines, side = _set_aside_side_lines(lines, links.comments if links else set())
+    start = _start(lines, name, received_at)
+    builder = _Builder(name, start.page_date)
+    _read_entries(builder, start.items)
+    papers = _with_side_counts(_with_arxiv_ids(builder.papers, links), side)
+    if not papers:
+        why = f"no paper entry found after {start.header_text}"
+        if builder.skipped:
+            plural = "entry" if builder.skipped == 1 else "entries"
+            why += f" ({builder.skipped} broken {plural} skipped)"
+        raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name, line=start.header_number)
+    kept = deduplicate(papers)
     return Dump(
         name=name,
-        page_date=page_date,
+        page_date=start.page_date,
         papers=kept,
         warnings=builder.warnings + duplicates_warning(name, len(papers), len(kept)),
         shape=LINKED_TEXT if links is not None else PAGE_TEXT,
-        evidence=tuple(evidence),
+        evidence=_evidence(kept, links, any(is_signature_chrome(line) for _, line in lines)),
     )
 
 
@@ -523,27 +534,28 @@ def _set_aside_side_lines(
     return kept, side
 
 
-def _owner(papers: list[Paper], number: int, leading: bool) -> int | None:
-    """Index of the paper a side line belongs to: the next title's paper when the page
-    puts these lines before each title (`leading`), else the previous title's."""
-    starts = [paper.line for paper in papers]
+def _owner(starts: list[tuple[int, int]], number: int, leading: bool) -> int | None:
+    """Index of the paper a side line belongs to, from the (title line, paper index)
+    pairs in line order: the next title's paper when the page puts these lines before
+    each title (`leading`), else the previous title's."""
+    at = bisect.bisect_left(starts, (number, -1))
     if leading:
-        after = [i for i, start in enumerate(starts) if start > number]
-        return min(after, key=lambda i: starts[i]) if after else None
-    before = [i for i, start in enumerate(starts) if start < number]
-    return max(before, key=lambda i: starts[i]) if before else None
+        while at < len(starts) and starts[at][0] <= number:
+            at += 1
+        return starts[at][1] if at < len(starts) else None
+    return starts[at - 1][1] if at > 0 else None
 
 
 def _with_side_counts(papers: list[Paper], side: _Side) -> list[Paper]:
     """Give each paper the upvotes, stars and comments on the side lines it owns."""
     if not papers:
         return papers
-    first_title = min(paper.line for paper in papers)
+    starts = sorted((paper.line, index) for index, paper in enumerate(papers))
     out = list(papers)
     for entries, name in ((side.upvotes, "upvotes"), (side.stars, "stars"), (side.comments, "")):
-        leading = bool(entries) and name != "" and entries[0][0] < first_title
+        leading = bool(entries) and name != "" and entries[0][0] < starts[0][0]
         for number, count in entries:
-            index = _owner(out, number, leading)
+            index = _owner(starts, number, leading)
             if index is None:
                 continue
             paper = out[index]
