@@ -250,10 +250,12 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         if not report.complete:
             left = report.counts["pending"] + report.counts["sending"]
             failed = report.counts["failed"]
+            unknown = report.counts["unknown"]
+            maybe = f"{unknown} of unknown outcome (may have arrived), " if unknown else ""
             print(
-                f"error: not every recipient was sent the issue ({failed} failed, {left} left "
-                "pending); 'newsletter status' lists them, and 'newsletter send' retries "
-                "what can be retried",
+                f"error: not every recipient was sent the issue ({failed} failed, {maybe}"
+                f"{left} left pending); 'newsletter status' lists them, and 'newsletter send' "
+                "retries what can be retried",
                 file=sys.stderr,
             )
             return 1
@@ -348,6 +350,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         counts = store.counts(issue.id)
         failed = store.deliveries(issue.id, statuses=("failed",))
+        unknown = store.deliveries(issue.id, statuses=("unknown",))
     if args.json:
         _print_json(
             {
@@ -357,6 +360,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 "failed": [
                     {"email": d.email, "code": d.code, "message": d.message} for d in failed
                 ],
+                # Handed over, no reply in time: may have arrived. `resend`: the next
+                # run sends it once more (an outcome unknown twice is not sent again).
+                "unknown": [
+                    {"email": d.email, "message": d.message, "resend": not d.permanent}
+                    for d in unknown
+                ],
                 **schedule,
             }
         )
@@ -364,7 +373,15 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     kind = " (dry run)" if issue.dry_run else ""
     print(f"Issue {issue.key}{kind}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for delivery in failed:
-        print(f"  failed {delivery.email}: {delivery.code} {delivery.message}")
+        print(f"  failed {delivery.email}: {delivery.code or ''} {delivery.message}")
+    if unknown:
+        print(
+            "  The server took these messages but did not reply in time: they may have "
+            "arrived (NEWSLETTER_SMTP_DATA_TIMEOUT sets the wait)."
+        )
+    for delivery in unknown:
+        then = "the next send tries once more" if not delivery.permanent else "not sent again"
+        print(f"  unknown {delivery.email}: may have arrived; {then}")
     print("\n".join(schedule_lines))
     return 0
 

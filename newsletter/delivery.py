@@ -2,7 +2,9 @@
 
 Whatever the transport, the ledger in `store.py` decides: a row is claimed
 (`sending`, committed) before its message leaves and becomes `sent` only once the
-message is on disk (dry run) or accepted by the server.
+message is on disk (dry run) or accepted by the server. Whatever goes wrong with one
+recipient (their message, their address, an unexpected error) is recorded on their row
+and the run goes on for the others.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import aiosmtplib
 
 from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.settings import Settings
-from newsletter.store import Store
+from newsletter.store import UNSUBSCRIBED_DURING_SEND, Store
+from newsletter.subscribers import smtp_address
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +95,12 @@ class Failure:
 
 
 def classify(exc: BaseException) -> Failure:
-    """4xx replies, timeouts and dropped connections are transient; 5xx are permanent."""
+    """4xx replies, timeouts and dropped connections are transient; 5xx are permanent, and
+    so is a missing extension the message needs (SMTPUTF8)."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         exc = exc.recipients[0]
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return Failure(None, str(exc), False)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         code = int(exc.code)
         return Failure(code, " ".join(str(exc.message).split()), not 500 <= code < 600)
@@ -149,7 +155,9 @@ class RateLimiter:
 class DeliveryStats:
     sent: int = 0
     failed: int = 0
+    unknown: int = 0  # handed over, no reply in time: may have arrived
     retried: int = 0
+    skipped: list[str] = field(default_factory=list)  # unsubscribed during the run
     paused: str | None = None  # why the run stopped early, if it did
     stopped: bool = False  # the caller asked to stop (a clean shutdown)
     started: float = field(default_factory=time.monotonic)
@@ -162,6 +170,11 @@ class DeliveryStats:
 
 class FatalDeliveryError(DeliveryError):
     """A problem no retry can fix (TLS not offered, bad credentials, sender refused)."""
+
+
+class OutcomeUnknown(DeliveryError):
+    """The server took the whole message but did not reply to the end of DATA within
+    `smtp_data_timeout`: it may have delivered it (RFC 5321 4.5.3.2, RFC 1047)."""
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext:
@@ -214,6 +227,106 @@ async def connect(settings: Settings) -> aiosmtplib.SMTP:
     return client
 
 
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def data_block(message: bytes) -> tuple[bytes, int]:
+    """The message as DATA transmits it (CRLF line ends, a leading dot doubled, the
+    final "." line; RFC 5321 4.5.2), and its size as SIZE counts it (RFC 1870)."""
+    text = _LINE_ENDS.sub(b"\r\n", message)
+    if not text.endswith(b"\r\n"):
+        text += b"\r\n"
+    return _LEADING_DOT.sub(b"..", text) + b".\r\n", len(text)
+
+
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO for a server without ESMTP), once per connection."""
+    try:
+        await client.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        if not client.is_connected:
+            raise
+        await client.helo()
+
+
+async def transmit(
+    client: aiosmtplib.SMTP,
+    sender: str,
+    recipient: str,
+    message: bytes,
+    *,
+    smtputf8: bool,
+    timeout: float,
+    data_timeout: float,
+) -> None:
+    """One mail transaction (MAIL, RCPT, DATA) on an open connection.
+
+    Everything until the message is handed over has `timeout` in total. The reply to the
+    end of DATA then has `data_timeout` of its own: the server has the message and may be
+    scanning or queueing it, so giving up early is how duplicates happen. A timeout
+    there raises OutcomeUnknown, unless part of the message had not even left (a plain
+    timeout, safe to retry). `smtputf8`: the address needs SMTPUTF8 (RFC 6531); a server
+    that does not offer it gets SMTPNotSupported before anything is sent."""
+    block, size = data_block(message)
+    options: list[str] = []
+    encoding = "ascii"
+    async with asyncio.timeout(timeout):
+        if client.is_ehlo_or_helo_needed:
+            await _greet(client)
+        if smtputf8:
+            if not client.supports_extension("smtputf8"):
+                raise aiosmtplib.SMTPNotSupported(
+                    f"the address {recipient} has a non-ASCII local part, which only a server "
+                    "offering SMTPUTF8 takes, and this one does not: not sent (and not "
+                    "retried). Ask the subscriber for an ASCII address, or use an SMTP "
+                    "server that offers SMTPUTF8"
+                )
+            options.append("SMTPUTF8")
+            encoding = "utf-8"
+            if client.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")  # the headers carry UTF-8
+        if client.supports_extension("size"):
+            options.append(f"SIZE={size}")
+        try:
+            await client.mail(sender, options=options, encoding=encoding)
+            await client.rcpt(recipient, encoding=encoding)
+            reply = await client.execute_command(b"DATA")
+            if reply.code != 354:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        except aiosmtplib.SMTPResponseException:
+            try:  # end the refused transaction; the connection serves the next message
+                await client.rset()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+            raise
+        protocol = client.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("connection lost before DATA")
+        protocol.write(block)
+    try:
+        reply = await protocol.read_response(timeout=data_timeout)
+    except aiosmtplib.SMTPTimeoutError as exc:
+        transport = protocol.transport
+        unsent = (
+            transport.get_write_buffer_size()
+            if isinstance(transport, asyncio.WriteTransport)
+            else 0
+        )
+        client.close()
+        if unsent:
+            raise
+        raise OutcomeUnknown(
+            f"the server took the whole message but did not reply within {data_timeout:g} s "
+            "(NEWSLETTER_SMTP_DATA_TIMEOUT): it may have arrived"
+        ) from exc
+    except aiosmtplib.SMTPException:
+        client.close()
+        raise
+    if reply.code != 250:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+
+
 class Breaker:
     """Counts consecutive transient failures across all connections."""
 
@@ -253,7 +366,8 @@ class Progress:
         if not force and now - self._last < 0.2:
             return
         self._last = now
-        done = self.stats.sent + self.stats.failed
+        stats = self.stats
+        done = stats.sent + stats.failed + stats.unknown + len(stats.skipped)
         width = 30
         filled = int(width * done / self.total) if self.total else width
         sys.stderr.write(
@@ -301,13 +415,16 @@ class ClaimWindow:
         self.confirmed: list[str] = []  # accepted by the server, `sent` not yet committed
         self._changed = asyncio.Event()
 
-    async def claim(self, emails: list[str]) -> None:
+    async def claim(self, emails: list[str]) -> list[str]:
+        """Claim the rows `sending`, but those unsubscribed meanwhile, which become
+        `skipped`: returns the skipped ones."""
         while self.open and self.open + len(emails) > self.window:
             self._changed.clear()
             await self._changed.wait()
         self.flush()
-        self.store.mark_many(self.issue_id, emails, "sending", attempt=True)
-        self.open += len(emails)
+        skipped = self.store.claim(self.issue_id, emails)
+        self.open += len(emails) - len(skipped)
+        return skipped
 
     def confirm(self, email: str) -> None:
         self.confirmed.append(email)
@@ -346,10 +463,22 @@ async def send_over_smtp(
     `smtp_pause_after` consecutive transient failures the run pauses: nothing more is
     claimed and the rest stay `pending`.
 
+    No reply to the end of DATA within `smtp_data_timeout` marks it `unknown` (the server
+    has the message: not retried in this run; the next run sends it once more, see
+    `Store.mark_unknown`). A message that cannot be built, an address the server cannot
+    take (a non-ASCII local part without SMTPUTF8), or any unexpected error for one
+    recipient marks that recipient `failed` (permanent: no later run retries it) and the
+    run goes on. A recipient who unsubscribes while the run is under way is `skipped`:
+    checked when rows are claimed and again just before each message is handed over.
+
     Clean stop: once `stop_requested` is set, no new message is claimed. A message already
     handed to the server finishes (its reply decides `sent` or `failed`); a message waiting
     for a retry or for the rate limit goes back to `pending`, as do all unclaimed rows. So
     after a clean stop no row is left `sending`, and the next run sends exactly the rest.
+
+    The producer and the workers run in one task group: an error that escapes one of them
+    (the database failing, say) cancels the others, so the run always ends; rows then
+    left `sending` are sent again by the next run, as after a crash.
     """
     stats = DeliveryStats()
     bar = Progress(total, stats, enabled=progress)
@@ -358,6 +487,7 @@ async def send_over_smtp(
     queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=settings.smtp_concurrency * 4)
     stop = asyncio.Event()
     fatal: list[BaseException] = []
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
     if stop_requested is not None and stop_requested.is_set():
         stats.stopped = True
         return stats
@@ -368,7 +498,7 @@ async def send_over_smtp(
     except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
         failure = classify(exc)
         raise DeliveryError(
-            f"cannot start sending: the SMTP server {settings.smtp_host}:{settings.smtp_port} "
+            f"cannot start sending: the SMTP server {where} "
             f"did not accept a connection ({failure.code or ''} {failure.message}). Nothing "
             f"was sent; all {total} recipient(s) stay pending. Check NEWSLETTER_SMTP_HOST/_PORT "
             "and that the server runs, then run 'newsletter send' again"
@@ -384,19 +514,37 @@ async def send_over_smtp(
         stop.set()
 
     async def produce() -> None:
-        items = iter(outgoing)
-        while not stop.is_set():
-            batch = list(itertools.islice(items, claims.batch))
-            if not batch:
-                break
-            await claims.claim([item.email for item in batch])
-            for index, item in enumerate(batch):
-                if stop.is_set():
-                    unclaimed.extend(i.email for i in batch[index:])
+        try:
+            items = iter(outgoing)
+            while not stop.is_set():
+                batch = list(itertools.islice(items, claims.batch))
+                if not batch:
                     break
-                await queue.put(item)
-        for _ in range(settings.smtp_concurrency):
-            await queue.put(None)
+                skipped = await claims.claim([item.email for item in batch])
+                if skipped:
+                    stats.skipped.extend(skipped)
+                    log.info("%d recipient(s) unsubscribed during the send: skipped", len(skipped))
+                    gone = set(skipped)
+                    batch = [item for item in batch if item.email not in gone]
+                for index, item in enumerate(batch):
+                    if stop.is_set():
+                        unclaimed.extend(i.email for i in batch[index:])
+                        break
+                    await queue.put(item)
+            for _ in range(settings.smtp_concurrency):
+                await queue.put(None)  # the workers finish what is queued, then stop
+        except BaseException:
+            # Failed or cancelled: the task group cancels the workers too, but a
+            # cancellation can be lost (Python 3.11's wait_for, which aiosmtplib uses,
+            # drops one that meets a reply), and such a worker would wait on the queue
+            # for ever. So what is queued goes back, and each worker gets its sentinel at
+            # once (no await: it cannot block, even cancelled).
+            while not queue.empty():
+                if (left := queue.get_nowait()) is not None:
+                    unclaimed.append(left.email)
+            for _ in range(settings.smtp_concurrency):
+                queue.put_nowait(None)
+            raise
 
     async def worker(client: aiosmtplib.SMTP | None) -> None:
         try:
@@ -407,7 +555,7 @@ async def send_over_smtp(
                     continue
                 try:
                     client = await deliver_one(client, item)
-                except NewsletterError as exc:
+                except FatalDeliveryError as exc:
                     fatal.append(exc)
                     stop.set()
                 finally:
@@ -416,11 +564,52 @@ async def send_over_smtp(
             if client is not None and client.is_connected:
                 try:
                     await client.quit()
-                except aiosmtplib.SMTPException:
+                except (aiosmtplib.SMTPException, OSError):
                     client.close()
 
+    def record_failure(item: Outgoing, failure: Failure) -> None:
+        store.mark(
+            issue_id,
+            item.email,
+            "failed",
+            code=failure.code,
+            message=failure.message,
+            permanent=not failure.transient,
+        )
+        stats.failed += 1
+        bar.update()
+
+    def looks_down(failure: Failure) -> bool:
+        """Count a transient failure; pause the run when the server looks down."""
+        if not breaker.fail(failure):
+            return False
+        stats.paused = (
+            f"the SMTP server {where} looks down: "
+            f"{breaker.streak} transient failures in a row (last: "
+            f"{failure.code or ''} {failure.message}). The run is paused; the rest "
+            "stay pending: run 'newsletter send' again when the server is back"
+        )
+        stop.set()
+        return True
+
+    def prepare(item: Outgoing) -> tuple[bytes, str, bool] | None:
+        """The message, the envelope address and whether it needs SMTPUTF8; None (the
+        row marked failed, for good) when the message cannot be built."""
+        try:
+            message = item.build()
+            recipient, smtputf8 = smtp_address(item.to_address)
+        except Exception as exc:  # recorded on the row: one recipient, not the whole run
+            reason = str(exc) if isinstance(exc, NewsletterError) else _described(exc)
+            log.error("%s: cannot build the message: %s", item.to_address, reason)
+            record_failure(item, Failure(None, reason, transient=False))
+            return None
+        return message, recipient, smtputf8
+
     async def deliver_one(client: aiosmtplib.SMTP | None, item: Outgoing) -> aiosmtplib.SMTP | None:
-        message = item.build()
+        prepared = prepare(item)
+        if prepared is None:
+            return client
+        message, recipient, smtputf8 = prepared
         for attempt in range(1, settings.smtp_max_attempts + 1):
             if stop.is_set():
                 store.mark(issue_id, item.email, "pending")
@@ -429,17 +618,41 @@ async def send_over_smtp(
             if stop.is_set():
                 store.mark(issue_id, item.email, "pending")  # claimed, never handed over
                 return client
+            if store.is_unsubscribed(item.email):  # the rate limit can wait for hours
+                store.mark(issue_id, item.email, "skipped", message=UNSUBSCRIBED_DURING_SEND)
+                stats.skipped.append(item.email)
+                bar.update()
+                return client
             try:
                 if client is None or not client.is_connected:
                     client = await connect(settings)
                 if attempt > 1:  # the first attempt was claimed with its batch
                     store.mark(issue_id, item.email, "sending", attempt=True)
-                # A total deadline per message (asyncio.timeout: no extra task per send).
-                async with asyncio.timeout(settings.smtp_timeout):
-                    await client.sendmail(sender, [item.to_address], message)
+                await transmit(
+                    client,
+                    sender,
+                    recipient,
+                    message,
+                    smtputf8=smtputf8,
+                    timeout=settings.smtp_timeout,
+                    data_timeout=settings.smtp_data_timeout,
+                )
             except FatalDeliveryError:
                 store.mark(issue_id, item.email, "pending")
                 raise
+            except OutcomeUnknown as exc:
+                # Not retried here: the server may have it. The next run sends it once.
+                resend = store.mark_unknown(issue_id, item.email, str(exc))
+                stats.unknown += 1
+                log.warning(
+                    "%s: %s; %s",
+                    item.to_address,
+                    exc,
+                    "the next run sends it once more" if resend else "it is not sent again",
+                )
+                bar.update()
+                looks_down(Failure(None, "no reply to the end of DATA", True))
+                return None  # `transmit` closed the connection
             except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 failure = classify(exc)
                 if isinstance(exc, aiosmtplib.SMTPSenderRefused) and not failure.transient:
@@ -450,35 +663,22 @@ async def send_over_smtp(
                     ) from exc
                 if not failure.transient:
                     breaker.ok()  # a 5xx reply proves the server is up
-                    store.mark(
-                        issue_id, item.email, "failed", code=failure.code, message=failure.message
+                    record_failure(item, failure)
+                    log.warning(
+                        "%s: not sent: %s %s", item.to_address, failure.code or "", failure.message
                     )
-                    stats.failed += 1
-                    log.warning("%s refused: %s %s", item.to_address, failure.code, failure.message)
-                    bar.update()
                     return client
                 # Transient: this connection is suspect; retry on a fresh one.
                 if client is not None:
                     client.close()
                 client = None
-                if breaker.fail(failure):
+                if looks_down(failure):
                     store.mark(
                         issue_id, item.email, "pending", code=failure.code, message=failure.message
                     )
-                    stats.paused = (
-                        f"the SMTP server {settings.smtp_host}:{settings.smtp_port} looks down: "
-                        f"{breaker.streak} transient failures in a row (last: "
-                        f"{failure.code or ''} {failure.message}). The run is paused; the rest "
-                        "stay pending: run 'newsletter send' again when the server is back"
-                    )
-                    stop.set()
                     return client
                 if attempt == settings.smtp_max_attempts:
-                    store.mark(
-                        issue_id, item.email, "failed", code=failure.code, message=failure.message
-                    )
-                    stats.failed += 1
-                    bar.update()
+                    record_failure(item, failure)
                     return client
                 store.mark(
                     issue_id, item.email, "pending", code=failure.code, message=failure.message
@@ -486,6 +686,12 @@ async def send_over_smtp(
                 stats.retried += 1
                 await asyncio.sleep(backoff_delay(attempt, settings.smtp_retry_base_delay))
                 continue
+            except Exception as exc:  # recorded on the row: one recipient, not the whole run
+                log.exception("%s: unexpected error while sending", item.to_address)
+                if client is not None:
+                    client.close()  # the session is in an unknown state
+                record_failure(item, Failure(None, _described(exc), transient=False))
+                return None
             claims.confirm(item.email)
             breaker.ok()
             stats.sent += 1
@@ -496,8 +702,17 @@ async def send_over_smtp(
     clients: list[aiosmtplib.SMTP | None] = [first] + [None] * (settings.smtp_concurrency - 1)
     relay = asyncio.create_task(relay_stop()) if stop_requested is not None else None
     try:
-        await asyncio.gather(produce(), *(worker(c) for c in clients))
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            for client in clients:
+                group.create_task(worker(client))
+    except BaseExceptionGroup as errors:
+        error = _first_error(errors)
+        raise error from error.__cause__
     finally:
+        while not queue.empty():  # claimed, never handed to a worker (the group failed)
+            if (left := queue.get_nowait()) is not None:
+                unclaimed.append(left.email)
         claims.flush()  # what the server accepted is recorded, even when the run failed
         if unclaimed:
             store.mark_many(issue_id, unclaimed, "pending")
@@ -507,3 +722,14 @@ async def send_over_smtp(
     if fatal:
         raise fatal[0]
     return stats
+
+
+def _described(exc: BaseException) -> str:
+    """An unexpected error as a ledger message: its type and text."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _first_error(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that made a task group fail (the others are what it cancelled)."""
+    first = errors.exceptions[0]
+    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first

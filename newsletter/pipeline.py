@@ -425,7 +425,8 @@ class SendReport:
     @property
     def complete(self) -> bool:
         """Every selected recipient ended `sent` (skipped ones are no longer selected)."""
-        return all(self.counts.get(s, 0) == 0 for s in ("pending", "sending", "failed"))
+        unsettled = ("pending", "sending", "failed", "unknown")
+        return all(self.counts.get(s, 0) == 0 for s in unsettled)
 
 
 def recipients_now(
@@ -496,6 +497,27 @@ def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None)
     return report
 
 
+PREFLIGHT_TRIES = 20  # recipients tried before a template error counts as everyone's
+
+
+def preflight(todo: Sequence[Subscriber], build: Callable[[Subscriber], bytes]) -> None:
+    """One full message renders before any is sent. A template that fails for the first
+    recipient may fail only on their data (`papers[1]` and a one-paper digest): then the
+    next ones are tried, and one that renders is enough (the others are recorded failed
+    when their turn comes). When none of the first PREFLIGHT_TRIES renders, the template
+    fails for everyone: its error stops the run before anything is sent."""
+    first: Exception | None = None
+    for subscriber in todo[:PREFLIGHT_TRIES]:
+        try:
+            build(subscriber)
+        except Exception as exc:  # kept: raised below if no recipient's message builds
+            first = first or exc
+        else:
+            return
+    if first is not None:
+        raise first
+
+
 def issue_context(settings: Settings, store: Store, issue: Issue) -> IssueContext:
     """What every message of the issue shares, the papers of all its picks included."""
     return IssueContext(
@@ -531,7 +553,8 @@ async def deliver_async(
     the server before the crash: at most `claim_window(smtp_concurrency)` messages, the
     rows claimed but not yet confirmed then, can arrive twice;
     their Message-ID is the same, so clients can fold them). Rows that failed transiently
-    are retried; permanent failures (5xx) are not. When `stop` is set, delivery stops
+    are retried; permanent failures (5xx, a message that cannot be built) are not. Rows
+    whose outcome was unknown once are sent once more. When `stop` is set, delivery stops
     cleanly (see `send_over_smtp`): what was not handed to the server stays `pending`.
     """
     settings.signing_key(dry_run=False)  # no real send with unsigned links
@@ -555,6 +578,14 @@ async def deliver_async(
             in_flight,
         )
     store.retry_transient_failures(issue.id)
+    unknown = store.resend_unknown(issue.id)
+    if unknown:
+        log.warning(
+            "issue %s: %d message(s) had an unknown outcome (the server took them but did "
+            "not reply in time); sending them once more (they may arrive twice)",
+            issue.key,
+            unknown,
+        )
     allowed = recipients_now(settings, store, subscribers)
     skipped: list[str] = []
     todo: list[Subscriber] = []
@@ -567,7 +598,7 @@ async def deliver_async(
             todo.append(subscriber)
     stats = None
     if todo:
-        build(todo[0])  # preflight: one full message renders before any is sent
+        preflight(todo, build)
         outgoing = (Outgoing(s.key, s.email, functools.partial(build, s)) for s in todo)
         stats = await send_over_smtp(
             settings,
@@ -584,7 +615,7 @@ async def deliver_async(
         store.counts(issue.id),
         [],
         None,
-        skipped,
+        skipped + (stats.skipped if stats else []),
         paused=stats.paused if stats else None,
         resent_in_flight=in_flight,
         stopped=stats.stopped if stats else False,

@@ -27,6 +27,7 @@ import hashlib
 import re
 import secrets
 import textwrap
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -45,7 +46,7 @@ import mjml
 from newsletter.dumps import Paper
 from newsletter.errors import TemplateError
 from newsletter.ranking import Pick
-from newsletter.subscribers import Subscriber
+from newsletter.subscribers import Subscriber, ascii_domain
 
 HTML_TEMPLATE = "digest.mjml.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
@@ -277,6 +278,18 @@ def _line_at(source: str, offset: int) -> int:
     return source.count("\n", 0, max(0, min(offset, len(source)))) + 1
 
 
+def _template_line(exc: BaseException) -> int | None:
+    """The template line a render error was raised at: Jinja rewrites the traceback so
+    that the innermost template frame is that line of "<template>" (templates here are
+    compiled from strings)."""
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename == "<template>"
+    ]
+    return lines[-1] if lines else None
+
+
 def _normalise_tag(tag: str) -> str:
     return " ".join(tag.split())
 
@@ -293,6 +306,7 @@ def _first_difference(first: list[str], second: list[str]) -> str:
 @dataclass(frozen=True)
 class _Templates:
     html: jinja2.Template
+    html_source: jinja2.Template  # the MJML source as Jinja: to find an error's line
     text: jinja2.Template
     subject: jinja2.Template
     mjml_source: str
@@ -410,12 +424,12 @@ class Renderer:
         html_env = _html_environment()
         text_env = _text_environment()
         mjml_source = self._read(html_path)
-        self._parse(html_env, mjml_source, html_path)  # syntax errors at source lines
+        html_source = self._parse(html_env, mjml_source, html_path)  # errors at source lines
         compiled = self._compile_mjml(mjml_source, html_path)
         html = self._parse(html_env, compiled, Path(f"{html_path} (as compiled by MJML)"))
         text = self._parse(text_env, self._read(text_path), text_path)
         subject = self._parse(text_env, self._read(subject_path), subject_path)
-        return _Templates(html, text, subject, mjml_source, compiled, stamps)
+        return _Templates(html, html_source, text, subject, mjml_source, compiled, stamps)
 
     def reload_if_changed(self) -> bool:
         """Reload the templates if any file changed since loading; True if reloaded.
@@ -470,20 +484,54 @@ class Renderer:
         context["subject"] = one_line(subject)
         return context
 
-    def _render(self, template: jinja2.Template, name: str, context: dict[str, Any]) -> str:
+    def _render(
+        self,
+        template: jinja2.Template,
+        name: str,
+        context: dict[str, Any],
+        *,
+        source: jinja2.Template | None = None,
+    ) -> str:
+        """Render one template; an error names the file and, when known, the line (some
+        errors depend on the data: `papers[1]` fails only for a one-paper digest).
+        `source`: the template as the user wrote it, when `template` was compiled from it
+        (MJML), to find the line there."""
         try:
             return template.render(context)
         except jinja2.TemplateError as exc:
             raise TemplateError(
-                f"{self.templates_dir / name}: cannot render: {exc}; use only the names "
-                f"the renderer provides ({', '.join(sorted(context))}; each paper has "
-                f"{', '.join(field.name for field in fields(PaperView))})"
+                f"{self._where(name, exc, context, source)}: cannot render: {exc}; use "
+                f"only the names the renderer provides ({', '.join(sorted(context))}; each "
+                f"paper has {', '.join(field.name for field in fields(PaperView))}), and "
+                "guard what not every digest has ({% if count > 1 %})"
             ) from exc
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise TemplateError(
-                f"{self.templates_dir / name}: cannot render: {exc}; check the filters and "
-                "expressions the template uses"
+                f"{self._where(name, exc, context, source)}: cannot render: {exc}; check "
+                "the filters and expressions the template uses"
             ) from exc
+
+    def _where(
+        self,
+        name: str,
+        exc: BaseException,
+        context: dict[str, Any],
+        source: jinja2.Template | None,
+    ) -> str:
+        """`<templates>/<name>:<line>` of the template line that raised `exc` (the file
+        alone when the line is unknown). The compiled HTML is one long line: its source
+        holds the same Jinja tags in the same order (the loader checked), so rendering the
+        source fails at the same tag, on the line the user wrote it."""
+        line = _template_line(exc)
+        if source is not None:
+            try:
+                source.render(context)
+            except Exception as again:  # the same error, raised at the source line
+                line = _template_line(again)
+            else:
+                line = None  # the source renders: no line to name
+        path = self.templates_dir / name
+        return f"{path}:{line}" if line is not None else f"{path}"
 
     def render_html_reference(self, context: dict[str, Any]) -> str:
         """The slow path the compiled template must equal: render Jinja on the MJML
@@ -518,7 +566,9 @@ class Renderer:
             unsubscribe_url=unsubscribe_url,
             source=source,
         )
-        html = self._render(self._templates.html, HTML_TEMPLATE, context)
+        html = self._render(
+            self._templates.html, HTML_TEMPLATE, context, source=self._templates.html_source
+        )
         text = self._render(self._templates.text, TEXT_TEMPLATE, context)
         return Digest(
             subject=context["subject"],
@@ -631,14 +681,10 @@ def _recipient(subscriber: Subscriber) -> tuple[Address, _MessagePolicy]:
     name = header_value(subscriber.name or "")
     local, _, domain = header_value(subscriber.email).rpartition("@")
     if local.isascii():
-        if domain.isascii():
-            return Address(display_name=name, addr_spec=f"{local}@{domain}"), _SMTP
         try:
-            ascii_domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
+            return Address(display_name=name, addr_spec=f"{local}@{ascii_domain(domain)}"), _SMTP
+        except ValueError:
             pass
-        else:
-            return Address(display_name=name, addr_spec=f"{local}@{ascii_domain}"), _SMTP
     return Address(display_name=name, username=local, domain=domain), _SMTPUTF8
 
 
@@ -727,11 +773,10 @@ def _to_line(subscriber: Subscriber) -> bytes | None:
     local, _, domain = header_value(subscriber.email).rpartition("@")
     if not local.isascii():
         return None
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            return None
+    try:
+        domain = ascii_domain(domain)
+    except ValueError:
+        return None
     addr_spec = f"{local}@{domain}"
     if _DOT_ATOM.match(local) and _DOMAIN.match(domain):
         if not name:

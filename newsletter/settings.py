@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     smtp_timeout: float = Field(default=30.0, gt=0)
+    # The wait for the reply to the end of DATA (RFC 5321 4.5.3.2: 10 minutes): the
+    # message is handed over by then, so giving up early risks a duplicate.
+    smtp_data_timeout: float = Field(default=600.0, gt=0, allow_inf_nan=False)
     smtp_concurrency: int = Field(default=4, ge=1, le=64)
     smtp_rate_per_second: float | None = Field(default=None, gt=0)
     smtp_rate_per_hour: float | None = Field(default=None, gt=0)

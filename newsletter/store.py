@@ -5,8 +5,8 @@ the same file twice changes nothing. A paper is one row across dumps, shapes and
 (found by its normalised title, or by its arXiv id under another title); `dump_papers`
 says which dumps listed it, so a dump can be forgotten again. Each issue freezes, at
 build time, who gets it and which papers each recipient gets; the `deliveries` rows then
-move `pending -> sending -> sent | failed`, committed at every step, and decide what a
-re-run still has to do.
+move `pending -> sending -> sent | failed | unknown | skipped`, committed at every step,
+and decide what a re-run still has to do.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from newsletter.errors import StoreError
 #    papers that may belong to no dump (`first_dump_id` NULL: kept for the issues that
 #    delivered them after their dump was forgotten). Opening a version-1 or -2 file
 #    upgrades it in one transaction (see `Store._upgrade`).
-SCHEMA_VERSION = 3
+# 4: the `unknown` delivery status (the server took the whole message but its reply never
+#    came), and two ledger columns: `permanent` (no later run retries the row) and
+#    `unknown_outcomes`. Files of versions 1 to 3 are upgraded in one transaction.
+SCHEMA_VERSION = 4
 
 # `first_dump_id` NULL: a paper detached from every dump (its dumps were forgotten, but
 # an issue delivered it): past issues still show it, no future pool draws it.
@@ -58,6 +61,28 @@ CREATE TABLE IF NOT EXISTS {name} (
     ai_summary      TEXT,
     ai_keywords     TEXT NOT NULL DEFAULT '[]'
 )"""
+
+# `permanent`: a failed (or unknown) row no later run retries: a 5xx refusal, a message
+# that cannot be built, an address the server cannot take; or an outcome unknown twice.
+# `unknown_outcomes`: how often the server took the whole message and no reply came;
+# the run after the first sends it once more, none after the second (see `mark_unknown`).
+_DELIVERIES = """
+CREATE TABLE IF NOT EXISTS {name} (
+    issue_id    INTEGER NOT NULL REFERENCES issues(id),
+    email       TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN
+                    ('pending', 'sending', 'sent', 'failed', 'skipped', 'unknown')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    code        INTEGER,
+    message     TEXT,
+    updated_at  TEXT NOT NULL,
+    permanent   INTEGER NOT NULL DEFAULT 0,
+    unknown_outcomes INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (issue_id, email)
+)"""
+
+# The columns of `deliveries` in versions 1 to 3 (copied over when upgrading).
+_OLD_DELIVERY_COLUMNS = "issue_id, email, status, attempts, code, message, updated_at"
 
 # The columns of `papers` in versions 1 and 2 (copied over when upgrading).
 _OLD_PAPER_COLUMNS = (
@@ -99,16 +124,7 @@ CREATE TABLE IF NOT EXISTS issues (
     fingerprint   TEXT NOT NULL DEFAULT '',
     UNIQUE (key, dry_run)
 );
-CREATE TABLE IF NOT EXISTS deliveries (
-    issue_id    INTEGER NOT NULL REFERENCES issues(id),
-    email       TEXT NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    code        INTEGER,
-    message     TEXT,
-    updated_at  TEXT NOT NULL,
-    PRIMARY KEY (issue_id, email)
-);
+{_DELIVERIES.format(name="deliveries")};
 CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries(issue_id, status);
 CREATE TABLE IF NOT EXISTS delivery_papers (
     issue_id   INTEGER NOT NULL,
@@ -136,7 +152,10 @@ CREATE TABLE IF NOT EXISTS unsubscribes (
 FloatVector = npt.NDArray[np.float32]
 
 # `skipped`: the recipient unsubscribed or became inactive after the issue was built.
-STATUSES = ("pending", "sending", "sent", "failed", "skipped")
+# `unknown`: the server took the whole message but did not answer in time: it may have
+# arrived (resent once by the next run, see `Store.resend_unknown`).
+STATUSES = ("pending", "sending", "sent", "failed", "skipped", "unknown")
+UNSUBSCRIBED_DURING_SEND = "unsubscribed while the issue was being sent"
 
 
 def _now() -> str:
@@ -217,6 +236,8 @@ class Delivery:
     attempts: int
     code: int | None
     message: str | None
+    permanent: bool = False  # no later run retries it
+    unknown_outcomes: int = 0
 
 
 def content_hash(data: bytes) -> str:
@@ -275,15 +296,20 @@ class Store:
             self._db.execute("PRAGMA foreign_keys = ON")
 
     def _upgrade(self, db: sqlite3.Connection) -> None:
-        """Create the schema, or bring a version-1 or -2 file to version 3, in the caller's
-        transaction (a failure leaves the file as it was).
+        """Create the schema, or bring a file of version 1 to 3 to version 4, in the
+        caller's transaction (a failure leaves the file as it was).
 
         Version 3 lets a paper outlive its dumps (`first_dump_id` NULL), and SQLite cannot
         drop a NOT NULL with ALTER TABLE, so `papers` is rebuilt: a new table with every
         column, the rows copied, the old one dropped, the new one renamed (SQLite's own
         recipe; the keys, which the ledger and the vectors point to, are unchanged).
         `dumps` gets its `shape` column with ALTER TABLE; `dump_papers` starts out with
-        what the old rows know: the first and the last dump that listed each paper."""
+        what the old rows know: the first and the last dump that listed each paper.
+
+        Version 4 adds the `unknown` status to the CHECK of `deliveries`, which ALTER
+        TABLE cannot change either: `deliveries` is rebuilt the same way, its rows
+        copied, a failure with a 5xx code marked `permanent` (the rule that decided it
+        until then)."""
         if "meta" in _tables(db) and _version(db) >= SCHEMA_VERSION:
             return  # another process upgraded it while this one waited for the lock
         old_papers = _columns(db, "papers")
@@ -296,6 +322,16 @@ class Store:
             )
             db.execute("DROP TABLE papers")
             db.execute("ALTER TABLE papers_v3 RENAME TO papers")
+        old_deliveries = _columns(db, "deliveries")
+        if old_deliveries and "permanent" not in old_deliveries:
+            db.execute(_DELIVERIES.format(name="deliveries_v4"))
+            db.execute(
+                f"INSERT INTO deliveries_v4({_OLD_DELIVERY_COLUMNS}, permanent)"
+                f" SELECT {_OLD_DELIVERY_COLUMNS},"
+                " status = 'failed' AND COALESCE(code >= 500, 0) FROM deliveries"
+            )
+            db.execute("DROP TABLE deliveries")
+            db.execute("ALTER TABLE deliveries_v4 RENAME TO deliveries")
         if _columns(db, "dumps") and "shape" not in _columns(db, "dumps"):
             db.execute("ALTER TABLE dumps ADD COLUMN shape TEXT")
         for statement in _SCHEMA.split(";"):
@@ -720,10 +756,11 @@ class Store:
         return counts
 
     def unfinished(self, issue_id: int) -> int:
-        """Rows a run would still send: pending, left sending, or failed transiently."""
+        """Rows a run would still send: pending, left sending, failed transiently, or of
+        an outcome unknown once."""
         row = self._db.execute(
             "SELECT COUNT(*) FROM deliveries WHERE issue_id=? AND (status IN ('pending', 'sending')"
-            " OR (status = 'failed' AND (code IS NULL OR code < 500)))",
+            " OR (status IN ('failed', 'unknown') AND NOT permanent))",
             (issue_id,),
         ).fetchone()
         return int(row[0])
@@ -737,15 +774,32 @@ class Store:
         code: int | None = None,
         message: str | None = None,
         attempt: bool = False,
+        permanent: bool = False,
     ) -> None:
-        """Move one ledger row to `status`, committed before this returns."""
-        if status not in STATUSES:
-            raise ValueError(f"unknown delivery status {status!r}")
+        """Move one ledger row to `status`, committed before this returns. A `permanent`
+        failure is never retried by a later run."""
+        if status not in STATUSES or status == "unknown":
+            raise ValueError(f"unknown delivery status {status!r} (`mark_unknown` sets unknown)")
         self._db.execute(
             "UPDATE deliveries SET status=?, code=?, message=?, updated_at=?,"
-            " attempts = attempts + ? WHERE issue_id=? AND email=?",
-            (status, code, message, _now(), int(attempt), issue_id, email),
+            " attempts = attempts + ?, permanent=? WHERE issue_id=? AND email=?",
+            (status, code, message, _now(), int(attempt), int(permanent), issue_id, email),
         )
+
+    def mark_unknown(self, issue_id: int, email: str, message: str) -> bool:
+        """The server took the whole message but its reply never came: it may have
+        arrived. The first time, the next run sends it once more (`resend_unknown`); the
+        second time is final. Returns True when a later run will resend it."""
+        self._db.execute(
+            "UPDATE deliveries SET status='unknown', code=NULL, message=?, updated_at=?,"
+            " permanent = unknown_outcomes > 0, unknown_outcomes = unknown_outcomes + 1"
+            " WHERE issue_id=? AND email=?",
+            (message, _now(), issue_id, email),
+        )
+        row = self._db.execute(
+            "SELECT permanent FROM deliveries WHERE issue_id=? AND email=?", (issue_id, email)
+        ).fetchone()
+        return row is not None and not row[0]
 
     def mark_many(
         self, issue_id: int, emails: Iterable[str], status: str, *, attempt: bool = False
@@ -758,9 +812,36 @@ class Store:
         with self.transaction() as db:
             db.executemany(
                 "UPDATE deliveries SET status=?, code=NULL, message=NULL, updated_at=?,"
-                " attempts = attempts + ? WHERE issue_id=? AND email=?",
+                " attempts = attempts + ?, permanent=0 WHERE issue_id=? AND email=?",
                 ((status, now, int(attempt), issue_id, email) for email in emails),
             )
+
+    def claim(self, issue_id: int, emails: Sequence[str]) -> list[str]:
+        """Claim rows `sending` (one attempt more) in one transaction, except those whose
+        address has unsubscribed meanwhile (the web page or the CLI recorded it while the
+        issue was being sent): those become `skipped`. Returns the skipped ones."""
+        now = _now()
+        with self.transaction() as db:
+            gone = {
+                email
+                for (email,) in db.execute(
+                    "SELECT email FROM unsubscribes WHERE email IN"
+                    " (SELECT value FROM json_each(?))",
+                    (_json(emails),),
+                )
+            }
+            skipped = [email for email in emails if email in gone]
+            db.executemany(
+                "UPDATE deliveries SET status='skipped', code=NULL, message=?, updated_at=?,"
+                " permanent=0 WHERE issue_id=? AND email=?",
+                ((UNSUBSCRIBED_DURING_SEND, now, issue_id, email) for email in skipped),
+            )
+            db.executemany(
+                "UPDATE deliveries SET status='sending', code=NULL, message=NULL, updated_at=?,"
+                " attempts = attempts + 1, permanent=0 WHERE issue_id=? AND email=?",
+                ((now, issue_id, email) for email in emails if email not in gone),
+            )
+        return skipped
 
     def settle_in_flight(self, issue_id: int, *, to: str = "pending") -> int:
         """Rows left `sending` by a crash: move them to `to`; returns how many."""
@@ -772,10 +853,21 @@ class Store:
 
     def retry_transient_failures(self, issue_id: int) -> int:
         """Failed rows whose last error was transient (4xx, timeout, drop) go back to
-        `pending`; permanent refusals (5xx) stay failed. Returns how many."""
+        `pending`; permanent failures (5xx, a message that cannot be built, ...) stay
+        failed. Returns how many."""
         cursor = self._db.execute(
             "UPDATE deliveries SET status='pending', updated_at=? WHERE issue_id=?"
-            " AND status='failed' AND (code IS NULL OR code < 500)",
+            " AND status='failed' AND NOT permanent",
+            (_now(), issue_id),
+        )
+        return cursor.rowcount
+
+    def resend_unknown(self, issue_id: int) -> int:
+        """Rows whose outcome was unknown once go back to `pending` (their message may
+        arrive twice); those unknown a second time stay. Returns how many."""
+        cursor = self._db.execute(
+            "UPDATE deliveries SET status='pending', updated_at=? WHERE issue_id=?"
+            " AND status='unknown' AND NOT permanent",
             (_now(), issue_id),
         )
         return cursor.rowcount
@@ -811,6 +903,12 @@ class Store:
 
     def unsubscribed(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT email FROM unsubscribes")}
+
+    def is_unsubscribed(self, email: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM unsubscribes WHERE email=?", (email.lower(),)
+        ).fetchone()
+        return row is not None
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:
@@ -978,4 +1076,6 @@ def _delivery(row: sqlite3.Row) -> Delivery:
         attempts=row["attempts"],
         code=row["code"],
         message=row["message"],
+        permanent=bool(row["permanent"]),
+        unknown_outcomes=row["unknown_outcomes"],
     )

@@ -82,6 +82,29 @@ def normalized_email(value: str) -> str:
         raise ValueError(f"{value!r} is not a valid email address: {exc}") from exc
 
 
+@lru_cache(maxsize=1024)
+def ascii_domain(domain: str) -> str:
+    """The domain as SMTP envelopes and 7-bit headers carry it: IDNA 2008 A-labels
+    ("bücher.example" -> "xn--bcher-kva.example"), computed by email-validator as it
+    does when it validates an address (Python's "idna" codec is IDNA 2003, which maps
+    "straße" to "strasse", another domain). ValueError if the domain has no such form."""
+    if domain.isascii():
+        return domain
+    try:
+        # The validator converts a domain as part of an address: give it a plain one.
+        return validate_email(f"postmaster@{domain}", check_deliverability=False).ascii_domain
+    except EmailNotValidError as exc:
+        raise ValueError(f"the domain {domain!r} has no ASCII (IDNA) form: {exc}") from exc
+
+
+def smtp_address(email: str) -> tuple[str, bool]:
+    """`email` as an SMTP envelope carries it (the domain in ASCII, see `ascii_domain`),
+    and whether it needs SMTPUTF8: a non-ASCII local part has no ASCII form (RFC 6531),
+    only a server that offers SMTPUTF8 takes it."""
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{ascii_domain(domain)}", not local.isascii()
+
+
 class Subscriber(BaseModel):
     """One recipient and what they want to read about."""
 

@@ -1,7 +1,8 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1, port 0, in a background thread.
 
 It records every message it accepts and can be told to misbehave per recipient:
-reply 4xx/5xx, drop the connection mid-DATA, or stall past the client's timeout.
+reply 4xx/5xx, drop the connection mid-DATA, stall past the client's timeout, or take
+its time and then accept (a slow but healthy server). It can offer SMTPUTF8.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 # What to do with a DATA for a recipient: None = accept, "421 ..."/"451 ..."/"550 ..." = that
-# reply, "drop" = close the connection without a reply, "stall" = wait past the timeout.
+# reply, "drop" = close the connection without a reply, "stall" = wait past the timeout,
+# "slow" = take (record) the message, then wait `slow_seconds` before the 250 reply: what
+# a loaded MTA does, so a client that gives up meanwhile has still delivered it.
 Action = str | None
 
 
@@ -31,7 +34,10 @@ class Recorder:
     refuse_rcpt: dict[str, str] = field(default_factory=dict)  # address -> "550 ..." at RCPT
     on_data: Callable[[str, int], Action] = lambda rcpt, attempt: None
     stall_seconds: float = 3.0
+    slow_seconds: float = 1.0
     received: list[tuple[str, bytes]] = field(default_factory=list)
+    # Each accepted message's envelope as the client sent it: RCPT TO, MAIL FROM options.
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     data_attempts: Counter[str] = field(default_factory=Counter)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -71,11 +77,14 @@ class Recorder:
         if action == "stall":
             await asyncio.sleep(self.stall_seconds)
             return "451 too late"
-        if action:
+        if action and action != "slow":
             return action
         content = envelope.original_content or b""
         with self.lock:
             self.received.append((rcpt, content))
+            self.envelopes.append((envelope.rcpt_tos[0], list(envelope.mail_options)))
+        if action == "slow":
+            await asyncio.sleep(self.slow_seconds)
         return "250 2.0.0 Queued"
 
     # -- what the tests read ------------------------------------------------------------
@@ -104,8 +113,10 @@ def smtp_server(
     tls_context: ssl.SSLContext | None = None,
     implicit_tls: ssl.SSLContext | None = None,
     logins: dict[str, str] | None = None,
+    smtputf8: bool = False,
 ) -> Iterator[RunningServer]:
-    """Run a recording aiosmtpd server on 127.0.0.1 with an OS-chosen port."""
+    """Run a recording aiosmtpd server on 127.0.0.1 with an OS-chosen port (offering
+    SMTPUTF8 only when asked)."""
     recorder = recorder or Recorder()
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -128,6 +139,7 @@ def smtp_server(
             tls_context=tls_context,
             authenticator=authenticator if logins is not None else None,
             auth_require_tls=False,
+            enable_SMTPUTF8=smtputf8,
         )
 
     def serve() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
 import json
 import logging
 import os
@@ -10,16 +13,25 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from newsletter.delivery import RateLimiter, claim_window, classify
-from newsletter.errors import DeliveryError, TemplateError
-from newsletter.pipeline import build_issue, deliver, ingest_file
+from newsletter.delivery import (
+    DeliveryStats,
+    Outgoing,
+    RateLimiter,
+    claim_window,
+    classify,
+    send_over_smtp,
+)
+from newsletter.errors import ConfigError, DeliveryError, TemplateError
+from newsletter.pipeline import build_issue, deliver, deliver_async, ingest_file
 from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
 from newsletter.subscribers import load_subscribers
@@ -360,3 +372,343 @@ def test_claimed_rows_never_exceed_the_documented_window(project: Path) -> None:
     assert report.complete  # type: ignore[attr-defined]
     assert len(seen) == len(emails)
     assert 1 <= max(seen) <= claim_window(2)  # what a crash at any moment could resend
+
+
+# --- one recipient's problem stays that recipient's -----------------------------------
+
+
+def send_in_thread(port: int, deadline: float = 90.0, **env: str) -> tuple[Store, object]:
+    """`run_send`, but a run that does not end by itself within `deadline` fails the test
+    instead of hanging it."""
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            _, store, report = run_send(port, **env)
+            store.close()  # a connection belongs to its thread
+            outcome["report"] = report
+        except BaseException as exc:  # handed to the test below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    assert not thread.is_alive(), f"the send did not end by itself within {deadline} s"
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return Store(load_settings().database_path), outcome["report"]
+
+
+def statuses(store: Store, issue_id: int) -> dict[str, str]:
+    return {d.email: d.status for d in store.deliveries(issue_id)}
+
+
+IDN_ASCII = "ascii@bücher.example"
+IDN_UTF8 = "ünïcode@bücher.example"
+
+
+@pytest.fixture
+def idn_setup(setup: tuple[Path, list[str]]) -> tuple[Path, list[str]]:
+    """The usual twelve subscribers, two with an internationalised address among the first."""
+    project, emails = setup
+    every = [emails[0], IDN_UTF8, IDN_ASCII, *emails[1:]]
+    lines = ["subscribers:"]
+    for n, address in enumerate(every):
+        topic = ["knowledge distillation", "continual learning", "machine translation"][n % 3]
+        lines += [f"  - email: {address}", f"    topics: [{topic}]", "    max_papers: 3"]
+    (project / "subscribers.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return project, every
+
+
+def test_idn_domain_goes_out_as_punycode_and_utf8_local_part_fails_alone(
+    idn_setup: tuple[Path, list[str]],
+) -> None:
+    _, every = idn_setup
+    plain = [e for e in every if e.isascii()]
+    with smtp_server() as server:  # no SMTPUTF8 offered
+        store, report = send_in_thread(server.port)
+        received = server.recorder.recipients()
+        envelopes = dict(server.recorder.envelopes)
+    issue_id = report.issue.id  # type: ignore[attr-defined]
+    ledger = statuses(store, issue_id)
+    # Everyone after the two IDN addresses got the issue, exactly once.
+    assert all(received[e] == 1 for e in plain)
+    # The IDN domain travels as its A-label, in the envelope and in the To header.
+    assert received["ascii@xn--bcher-kva.example"] == 1
+    assert "ascii@xn--bcher-kva.example" in envelopes
+    (message,) = server.recorder.messages_to("ascii@xn--bcher-kva.example")
+    assert message["To"].addresses[0].addr_spec == "ascii@xn--bcher-kva.example"
+    assert ledger[IDN_ASCII] == "sent"
+    # The UTF-8 local part needs SMTPUTF8, which this server does not offer: that one
+    # recipient fails with the reason, and nothing is left `sending`.
+    assert ledger[IDN_UTF8] == "failed"
+    (failed,) = store.deliveries(issue_id, statuses=("failed",))
+    assert failed.message is not None and "SMTPUTF8" in failed.message
+    assert sorted(set(ledger.values())) == ["failed", "sent"]
+    # Not retried: the next run sends nothing.
+    with smtp_server() as again:
+        send_in_thread(again.port)
+        assert again.recorder.received == []
+
+
+def test_utf8_local_part_goes_out_with_smtputf8_when_offered(
+    idn_setup: tuple[Path, list[str]],
+) -> None:
+    _, every = idn_setup
+    with smtp_server(smtputf8=True) as server:
+        store, report = send_in_thread(server.port)
+        received = server.recorder.recipients()
+        envelopes = dict(server.recorder.envelopes)
+    assert report.complete  # type: ignore[attr-defined]
+    assert sum(received.values()) == len(every) and set(received.values()) == {1}
+    assert "SMTPUTF8" in envelopes["ünïcode@xn--bcher-kva.example"]
+    assert "SMTPUTF8" not in envelopes["ascii@xn--bcher-kva.example"]  # only where needed
+    (raw,) = [data for rcpt, data in server.recorder.received if rcpt.startswith("ünïcode@")]
+    message = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
+    assert message["To"].addresses[0].username == "ünïcode"  # UTF-8, as SMTPUTF8 allows
+
+
+def test_unexpected_error_for_one_recipient_is_recorded_and_the_run_goes_on(
+    setup: tuple[Path, list[str]],
+) -> None:
+    _, emails = setup
+    settings = load_settings()
+    with Store(settings.database_path) as store:
+        issue = build_issue(
+            settings, store, load_subscribers(settings.subscribers_file), dry_run=False,
+            issue_date=ISSUE_DATE,
+        )  # fmt: skip
+        keys = [d.email for d in store.deliveries(issue.id)]
+
+        def build(key: str) -> bytes:
+            if key == keys[4]:
+                raise RuntimeError("the message builder broke")
+            return f"Subject: hi\r\nTo: {key}\r\n\r\nHello\r\n".encode()
+
+        outgoing = [
+            # A NUL in the address: the SMTP library refuses it with a ValueError.
+            Outgoing(key, key.replace("@", "\0@") if key == keys[1] else key, partial(build, key))
+            for key in keys
+        ]
+        with smtp_server() as server:
+            os.environ["NEWSLETTER_SMTP_PORT"] = str(server.port)
+
+            async def send() -> tuple[DeliveryStats, set[asyncio.Task[object]]]:
+                stats = await asyncio.wait_for(
+                    send_over_smtp(
+                        load_settings(), store, issue.id, outgoing, total=len(keys),
+                        sender="digest@example.org", progress=False,
+                    ),
+                    60,
+                )  # fmt: skip
+                return stats, asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+            stats, leftover = asyncio.run(send())
+            received = server.recorder.recipients()
+        ledger = {d.email: d for d in store.deliveries(issue.id)}
+    assert leftover == set()  # no worker is left waiting on the queue
+    assert set(received) == set(keys) - {keys[1], keys[4]}
+    assert stats.sent == len(keys) - 2 and stats.failed == 2
+    assert ledger[keys[1]].status == "failed" and (ledger[keys[1]].message or "").startswith(
+        "ValueError: "
+    )
+    assert ledger[keys[4]].status == "failed"
+    assert ledger[keys[4]].message == "RuntimeError: the message builder broke"
+    assert {ledger[k].status for k in keys} == {"sent", "failed"}
+
+
+def test_an_error_outside_any_recipient_ends_the_run_with_no_task_left(
+    setup: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    _, emails = setup
+    settings = load_settings()
+    claims = 0
+    real_claim = Store.claim
+
+    def failing_claim(self: Store, issue_id: int, batch: Sequence[str]) -> list[str]:
+        nonlocal claims
+        claims += 1
+        if claims == 2:  # the database fails while the first batch is being sent
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_claim(self, issue_id, batch)
+
+    monkeypatch.setattr(Store, "claim", failing_claim)
+
+    async def send(store: Store) -> set[asyncio.Task[object]]:
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            await asyncio.wait_for(
+                deliver_async(load_settings(), store, issue_date=ISSUE_DATE, progress=False), 60
+            )
+        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+    with smtp_server(Recorder(on_data=lambda rcpt, a: time.sleep(0.05))) as server:  # type: ignore[func-returns-value]
+        os.environ["NEWSLETTER_SMTP_PORT"] = str(server.port)
+        with Store(settings.database_path) as store:
+            leftover = asyncio.run(send(store))
+            counts = store.counts(store.find_issue(ISSUE_DATE.isoformat(), dry_run=False).id)  # type: ignore[union-attr]
+    assert leftover == set()
+    # What the server accepted is recorded; only messages in flight when the run was
+    # cancelled can be left `sending` (the next run sends them again, as after a crash).
+    assert counts["sent"] == len(server.recorder.received)
+    assert counts["sending"] <= 3 and counts["sent"] + counts["sending"] + counts["pending"] == 12
+
+
+# --- a slow server: the reply to the end of DATA has its own timeout ----------------
+
+
+def test_slow_end_of_data_reply_within_the_data_timeout_is_sent_once(
+    setup: tuple[Path, list[str]],
+) -> None:
+    _, emails = setup
+    slow = set(emails[::4])
+    recorder = Recorder(
+        on_data=lambda rcpt, attempt: "slow" if rcpt in slow else None, slow_seconds=1.2
+    )
+    with smtp_server(recorder) as server:
+        store, report = send_in_thread(server.port, smtp_timeout="0.4", smtp_data_timeout="10")
+        received = server.recorder.recipients()
+    assert received == {e: 1 for e in emails}
+    assert report.complete  # type: ignore[attr-defined]
+    assert set(statuses(store, report.issue.id).values()) == {"sent"}  # type: ignore[attr-defined]
+
+
+def test_end_of_data_timeout_is_an_unknown_outcome_resent_at_most_once(
+    setup: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from newsletter.cli import main
+
+    _, emails = setup
+    slow = set(emails[::4])
+    still_slow = set(emails[:1])  # slow again on the second run; the others are not
+    wait = 1.5
+    first = Recorder(on_data=lambda rcpt, a: "slow" if rcpt in slow else None, slow_seconds=wait)
+    with smtp_server(first) as server:
+        store, report = send_in_thread(server.port, smtp_data_timeout="0.5")
+        time.sleep(wait)  # the server finishes taking its time
+        received = server.recorder.recipients()
+    issue_id = report.issue.id  # type: ignore[attr-defined]
+    assert received == {e: 1 for e in emails}  # the server took every message once
+    ledger = statuses(store, issue_id)
+    assert {e for e, s in ledger.items() if s == "unknown"} == slow
+    assert not report.complete  # type: ignore[attr-defined]
+    (unknown,) = {d.message for d in store.deliveries(issue_id, statuses=("unknown",))}
+    assert unknown is not None and "may have arrived" in unknown
+
+    # `newsletter status` says so, as text and as JSON.
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert "unknown 3" in text and "may have arrived" in text
+    assert all(f"unknown {e}" in text for e in slow)
+    assert main(["status", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["counts"]["unknown"] == len(slow)
+    assert {u["email"] for u in shown["unknown"]} == slow
+    assert all(u["resend"] for u in shown["unknown"])
+
+    # The next run sends each of them once more (the rest are not sent again) ...
+    second = Recorder(
+        on_data=lambda rcpt, a: "slow" if rcpt in still_slow else None, slow_seconds=wait
+    )
+    with smtp_server(second) as server:
+        store, report = send_in_thread(server.port, smtp_data_timeout="0.5")
+        time.sleep(wait)
+        assert server.recorder.recipients() == {e: 1 for e in slow}
+    ledger = statuses(store, issue_id)
+    assert {e for e, s in ledger.items() if s == "unknown"} == still_slow
+    assert {e for e, s in ledger.items() if s == "sent"} == set(emails) - still_slow
+    assert main(["status", "--json"]) == 0
+    assert [u["resend"] for u in json.loads(capsys.readouterr().out)["unknown"]] == [False]
+
+    # ... and never again.
+    with smtp_server() as server:
+        send_in_thread(server.port, smtp_data_timeout="0.5")
+        assert server.recorder.received == []
+    assert statuses(store, issue_id) == ledger
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
+def test_data_timeout_must_be_positive_and_finite(value: str) -> None:
+    with pytest.raises(ConfigError, match="NEWSLETTER_SMTP_DATA_TIMEOUT"):
+        load_settings(smtp_data_timeout=value)
+
+
+def test_data_timeout_defaults_to_rfc_5321s_ten_minutes() -> None:
+    assert load_settings().smtp_data_timeout == 600
+
+
+# --- an unsubscribe during a running send -------------------------------------------
+
+
+def test_unsubscribe_during_a_rate_limited_send_is_honoured(
+    setup: tuple[Path, list[str]],
+) -> None:
+    _, emails = setup
+    settings = load_settings()
+    with Store(settings.database_path) as store:
+        issue = build_issue(
+            settings, store, load_subscribers(settings.subscribers_file), dry_run=False,
+            issue_date=ISSUE_DATE,
+        )  # fmt: skip
+        keys = [d.email for d in store.deliveries(issue.id)]
+    # keys[5] is claimed with the first batch and waits for the rate limit; keys[10] is
+    # claimed later. Both leave as the first message reaches the server.
+    leaving = {keys[5], keys[10]}
+    left: list[float] = []
+
+    def unsubscribe_once(rcpt: str, attempt: int) -> None:
+        if not left:
+            with Store(settings.database_path) as web:  # as the one-click page does
+                for email in sorted(leaving):
+                    web.record_unsubscribe(email, source="web")
+            left.append(time.monotonic())
+
+    with smtp_server(Recorder(on_data=unsubscribe_once)) as server:  # type: ignore[arg-type]
+        store, report = send_in_thread(server.port, smtp_rate_per_second="4")
+        received = server.recorder.recipients()
+    assert left, "no message reached the server"
+    assert received == {e: 1 for e in emails if e not in leaving}
+    ledger = statuses(store, issue.id)
+    assert {e for e, s in ledger.items() if s == "skipped"} == leaving
+    assert set(report.skipped) == leaving  # type: ignore[attr-defined]
+    assert report.complete  # type: ignore[attr-defined]
+
+
+# --- a message that cannot be built ------------------------------------------------
+
+
+@pytest.mark.parametrize("first_gets", [3, 1])
+def test_a_message_that_cannot_be_built_fails_alone_with_the_template_line(
+    setup: tuple[Path, list[str]], first_gets: int
+) -> None:
+    project, _ = setup
+    # Every other subscriber gets one paper; the subject wants a second one.
+    lines = ["subscribers:"]
+    emails = [f"reader{n:04d}@example.org" for n in range(12)]
+    for n, address in enumerate(emails):
+        most = first_gets if n % 2 == 0 else 4 - first_gets
+        lines += [
+            f"  - email: {address}",
+            "    topics: [knowledge distillation, continual learning, machine translation]",
+            f"    max_papers: {most}",
+        ]
+    (project / "subscribers.yaml").write_text("\n".join(lines) + "\n")
+    (project / "templates" / "subject.txt.j2").write_text(
+        "{#- Both titles -#}\n{{ papers[0].title }} and {{ papers[1].title }}\n"
+    )
+    with smtp_server() as server:
+        store, report = send_in_thread(server.port)
+        received = server.recorder.recipients()
+    issue_id = report.issue.id  # type: ignore[attr-defined]
+    one_paper = {e for e in emails if len(store.planned_picks(issue_id, e)) == 1}
+    assert one_paper and one_paper != set(emails)
+    assert received == {e: 1 for e in emails if e not in one_paper}
+    failed = {d.email: d for d in store.deliveries(issue_id, statuses=("failed",))}
+    assert set(failed) == one_paper
+    path = Path("templates") / "subject.txt.j2"  # as NEWSLETTER_TEMPLATES_DIR names it
+    assert all((d.message or "").startswith(f"{path}:2: ") for d in failed.values())
+    assert {d.status for d in store.deliveries(issue_id)} == {"sent", "failed"}
+    with smtp_server() as again:  # not retried automatically
+        send_in_thread(again.port)
+        assert again.recorder.received == []

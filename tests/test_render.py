@@ -635,7 +635,7 @@ def test_missing_template_and_unknown_variable(template_copy: Path, picks: list[
         Renderer(template_copy)
     (template_copy / "subject.txt.j2").write_text("Digest {{ nope }}\n", encoding="utf-8")
     renderer = Renderer(template_copy)
-    with pytest.raises(TemplateError, match=r"subject\.txt\.j2: cannot render.*nope"):
+    with pytest.raises(TemplateError, match=r"subject\.txt\.j2:1: cannot render.*nope"):
         renderer.render(
             subscriber=SUBSCRIBER,
             picks=picks,
@@ -643,6 +643,24 @@ def test_missing_template_and_unknown_variable(template_copy: Path, picks: list[
             unsubscribe_url=UNSUB,
             source=SOURCE,
         )
+
+
+@pytest.mark.parametrize("name", ["digest.mjml.j2", "digest.txt.j2"])
+def test_a_render_error_names_the_line_the_user_wrote(
+    template_copy: Path, picks: list[Pick], name: str
+) -> None:
+    """The HTML is rendered from MJML compiled into one long line: the error still names
+    the line of the MJML source."""
+    path = template_copy / name
+    source = path.read_text(encoding="utf-8")
+    tag = "{{ paper.url }}" if name.endswith("mjml.j2") else "{{ paper.title"
+    line = source[: source.index(tag)].count("\n") + 1
+    path.write_text(source.replace(tag, tag.replace("paper.", "paper.nope."), 1), encoding="utf-8")
+    with pytest.raises(TemplateError, match=rf"{re.escape(str(path))}:{line}: cannot render"):
+        Renderer(template_copy).render(
+            subscriber=SUBSCRIBER, picks=picks, issue_date=ISSUE, unsubscribe_url=UNSUB,
+            source=SOURCE,
+        )  # fmt: skip
 
 
 def test_edited_template_is_picked_up(template_copy: Path, picks: list[Pick]) -> None:

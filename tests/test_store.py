@@ -296,6 +296,100 @@ def test_a_failed_upgrade_leaves_the_file_as_it_was(tmp_path: Path) -> None:
         assert "shape" not in {row[1] for row in db.execute("PRAGMA table_info(dumps)")}
 
 
+# -- schema version 4: the unknown outcome ----------------------------------------------
+
+# `deliveries` as versions 1 to 3 wrote it (no `unknown` in the CHECK, no new columns).
+V3_DELIVERIES = """
+CREATE TABLE deliveries (
+    issue_id    INTEGER NOT NULL REFERENCES issues(id),
+    email       TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    code        INTEGER,
+    message     TEXT,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (issue_id, email)
+);
+CREATE INDEX deliveries_status ON deliveries(issue_id, status);
+"""
+
+
+def ledger_issue(store: Store, emails: list[str]) -> int:
+    store.ingest(dump(date(2026, 11, 20), paper("A")), data=b"a", received_at=NOW)
+    issue = store.create_issue(
+        key="2026-11-20",
+        dry_run=False,
+        issue_date=date(2026, 11, 20),
+        last_dump_id=1,
+        plan=[(email, [PlannedPick(paper_key("A"), 1.0, "A")]) for email in emails],
+    )
+    return issue.id
+
+
+def test_a_version_3_ledger_is_upgraded_with_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with Store(path) as store:
+        issue_id = ledger_issue(store, ["ada@x.org", "bob@x.org", "cy@x.org", "di@x.org"])
+    with sqlite3.connect(path) as db:  # back to how version 3 wrote the ledger
+        db.execute("DROP TABLE deliveries")
+        db.executescript(V3_DELIVERIES)
+        db.executemany(
+            "INSERT INTO deliveries VALUES (?, ?, ?, 1, ?, ?, 'x')",
+            [
+                (issue_id, "ada@x.org", "sent", None, None),
+                (issue_id, "bob@x.org", "failed", 550, "no such user"),
+                (issue_id, "cy@x.org", "failed", 451, "try later"),
+                (issue_id, "di@x.org", "failed", None, "timed out"),
+            ],
+        )
+        db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    with Store(path) as store:
+        rows = {d.email: d for d in store.deliveries(issue_id)}
+        assert {e: (d.status, d.code, d.message) for e, d in rows.items()} == {
+            "ada@x.org": ("sent", None, None),
+            "bob@x.org": ("failed", 550, "no such user"),
+            "cy@x.org": ("failed", 451, "try later"),
+            "di@x.org": ("failed", None, "timed out"),
+        }
+        assert [e for e, d in rows.items() if d.permanent] == ["bob@x.org"]  # the 5xx
+        assert store.unfinished(issue_id) == 2
+        assert store.retry_transient_failures(issue_id) == 2  # as before: not the 5xx
+        store.mark_unknown(issue_id, "ada@x.org", "no reply")  # the CHECK takes it now
+        assert store.counts(issue_id)["unknown"] == 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(deliveries)")}
+        assert "deliveries_status" in indexes
+
+
+def test_an_unknown_outcome_is_resent_once_then_never(tmp_path: Path) -> None:
+    with Store(tmp_path / "state.db") as store:
+        issue_id = ledger_issue(store, ["ada@x.org"])
+        assert store.mark_unknown(issue_id, "ada@x.org", "no reply")  # resent next run
+        assert store.unfinished(issue_id) == 1
+        assert store.resend_unknown(issue_id) == 1
+        store.mark(issue_id, "ada@x.org", "sending", attempt=True)
+        store.mark(issue_id, "ada@x.org", "failed", message="451 later")  # 4xx: retried
+        assert store.retry_transient_failures(issue_id) == 1
+        assert not store.mark_unknown(issue_id, "ada@x.org", "no reply")  # the second time
+        (row,) = store.deliveries(issue_id)
+        assert (row.status, row.permanent, row.unknown_outcomes) == ("unknown", True, 2)
+        assert store.resend_unknown(issue_id) == 0 and store.unfinished(issue_id) == 0
+
+
+def test_claiming_skips_who_unsubscribed_meanwhile(tmp_path: Path) -> None:
+    with Store(tmp_path / "state.db") as store:
+        issue_id = ledger_issue(store, ["ada@x.org", "bob@x.org"])
+        store.record_unsubscribe("Bob@X.org", source="web")
+        assert store.claim(issue_id, ["ada@x.org", "bob@x.org"]) == ["bob@x.org"]
+        rows = {d.email: (d.status, d.attempts) for d in store.deliveries(issue_id)}
+        assert rows == {"ada@x.org": ("sending", 1), "bob@x.org": ("skipped", 0)}
+        assert store.is_unsubscribed("BOB@x.org") and not store.is_unsubscribed("ada@x.org")
+
+
 # -- one record per paper across shapes and days ---------------------------------------
 
 LCM = "Large Concept Models: Language Modeling in a Sentence Representation Space"
