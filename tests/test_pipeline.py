@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.cli import main
 from newsletter.errors import NotFoundError
 from newsletter.pipeline import (
     build_issue,
@@ -230,3 +231,35 @@ def test_a_dump_is_found_by_id_path_or_file_name(settings: Settings, project: Pa
             find_dump(store, "4")
         assert forget_dump(settings, store, "2").dump.page_date == date(2026, 11, 19)
         assert find_dump(store, "papers.txt").id == 1
+
+
+def test_addresses_that_look_alike_get_a_file_each(
+    settings: Settings, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`a&b@` and `a_b@` (and `üser@`, `öser@`) once shared one file name: the run said
+    "4 written" and left 2 files, each holding the last message written to it."""
+    addresses = ["a&b@example.org", "a_b@example.org", "üser@example.org", "öser@example.org"]
+    (project / "subscribers.yaml").write_text(
+        "subscribers:\n"
+        + "".join(f"  - email: {a}\n    topics: [knowledge distillation]\n" for a in addresses),
+        encoding="utf-8",
+    )
+    dumps = sorted(str(p) for p in (project / "dumps").iterdir())
+    assert main(["ingest", *dumps]) == 0
+    assert main(["send", "--dry-run"]) == 0
+    assert "4 message(s) in" in capsys.readouterr().out
+    folder = next((project / "outbox").iterdir())
+    files = sorted(folder.glob("*.eml"))
+    assert len(files) == 4
+    # SMTPUTF8 messages carry raw UTF-8 headers: parse the text to read them as characters.
+    to = {
+        str(email.message_from_string(f.read_bytes().decode(), policy=email.policy.default)["To"])
+        for f in files
+    }
+    assert to == set(addresses)  # each file holds its own recipient
+    assert (folder / "a_b@example.org.eml").exists()  # an everyday address is its own name
+    # The names are stable: a re-run finds the same files and rewrites none.
+    with Store(settings.database_path) as store:
+        again = dry_run(settings, store)
+    assert again.written_now == 0
+    assert sorted(line.path.resolve() for line in again.recipients if line.path) == files
