@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
 import itertools
 import logging
@@ -27,14 +26,13 @@ from pathlib import Path
 
 import aiosmtplib
 
-from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.errors import DISK_FULL, DeliveryError, NewsletterError
 from newsletter.settings import Settings
 from newsletter.store import Store
 
 log = logging.getLogger(__name__)
 
 
-DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # "no space left", "quota exceeded"
 _UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9@._+-]")
 _LONGEST_STEM = 200  # bytes; with the hash and ".eml", under the usual 255-byte limit
 

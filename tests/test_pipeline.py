@@ -6,6 +6,8 @@ import email
 import email.policy
 import html as htmllib
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,6 +28,7 @@ from newsletter.pipeline import (
 from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
 from newsletter.subscribers import load_subscribers, read_unsubscribe_token
+from tests.factories import fill, write_subscribers
 
 ISSUE_DATE = date(2026, 11, 22)  # a Sunday: weekly subscribers get nothing today
 
@@ -263,3 +266,33 @@ def test_addresses_that_look_alike_get_a_file_each(
         again = dry_run(settings, store)
     assert again.written_now == 0
     assert sorted(line.path.resolve() for line in again.recipients if line.path) == files
+
+
+def test_a_full_outbox_is_one_clear_error_and_a_rerun_writes_the_rest(
+    project: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox on a real disk that fills up while workers write: one line, no `.part`
+    file left behind, and once there is space again the next run writes the rest."""
+    write_subscribers(project / "subscribers.yaml", 100)
+    monkeypatch.setenv("NEWSLETTER_OUTBOX_DIR", str(small_disk / "outbox"))
+    monkeypatch.setenv("NEWSLETTER_COMPOSE_WORKERS", "2")
+    assert main(["ingest", *sorted(str(p) for p in (project / "dumps").iterdir())]) == 0
+    filler = fill(small_disk, leave=256 * 1024)  # room for a few messages only
+    command = [sys.executable, "-m", "newsletter", "send", "--dry-run"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    folder = next((small_disk / "outbox").iterdir())
+    assert re.fullmatch(
+        rf"error: cannot write {re.escape(str(folder))}/\S+\.eml: the disk is full \(No space "
+        rf"left on device\); free some space in {re.escape(str(folder))} and run again: "
+        "nothing was lost, the messages not written yet are written then",
+        line,
+    )
+    assert 0 < len(list(folder.glob("*.eml"))) < 100
+    assert list(folder.glob(".*")) == []  # no temporary file left behind
+    filler.unlink()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "100 message(s) in" in done.stdout
+    assert len(list(folder.glob("*.eml"))) == 100 and list(folder.glob(".*")) == []
