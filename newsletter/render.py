@@ -567,13 +567,17 @@ class _MessagePolicy(_PolicyBase):
       would show as "MüllerLüdenscheidt"); one holding an unbroken word longer than a
       line (CPython writes it whole: a 2,000-character name made a 2,001-octet line,
       which servers refuse with "500 Line too long"); one that needs quotes and does
-      not fit on a line (CPython folds the quoted string and loses its quotes).
+      not fit on a line (CPython folds the quoted string and loses its quotes);
+    * a Subject CPython would write wrong is encoded the way `_subject_line` encodes
+      it (see `_subject_needs_encoding`).
     """
 
     def fold_binary(self, name: str, value: str) -> bytes:
         lower = name.lower()
         if lower in _UNFOLDED and value.isascii():
             return _one_line(name, value, self.linesep)
+        if lower == "subject" and _subject_needs_encoding(value, utf8=self.utf8):
+            return _fold_encoded(name, value, "", self.linesep)
         if lower in _ADDRESS_HEADERS:
             mailboxes = _mailboxes(value)
             if mailboxes and any(
@@ -614,6 +618,19 @@ def _fold_bracketed(name: str, value: str, linesep: str) -> bytes:
     width = _HEADER_WIDTH - 1
     lines += [" " + rest[start : start + width] for start in range(0, len(rest), width)]
     return (linesep.join(lines) + linesep).encode("ascii")
+
+
+def _subject_needs_encoding(subject: str, *, utf8: bool = False) -> bool:
+    """Whether to encode the whole Subject ourselves: non-ASCII under a 7-bit policy
+    (CPython's folder may split it into encoded words at a space and drop the space), a
+    word too long to fold (read back with a space added), or text that looks like an
+    encoded word (read back decoded; `build_message_reference` also assigns such a
+    subject encoded, since assigning parses it)."""
+    return (
+        (not utf8 and not subject.isascii())
+        or "=?" in subject
+        or any(len(word) > _LONGEST_PLAIN_WORD for word in subject.split(" "))
+    )
 
 
 def _mailboxes(value: object) -> tuple[Address, ...]:
@@ -744,7 +761,10 @@ def build_message_reference(
     msg = EmailMessage(policy=policy)
     msg["From"] = header_value(from_address)
     msg["To"] = recipient
-    msg["Subject"] = header_value(digest.subject)
+    subject = header_value(digest.subject)
+    # Assigning parses the value: text that looks like an encoded word would be decoded
+    # ("=?utf-8?q?abc?=" becoming "abc"), so such a subject goes in encoded.
+    msg["Subject"] = " ".join(_encoded_words(subject)) if "=?" in subject else subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = header_value(message_id)
     msg["List-Unsubscribe"] = f"<{header_value(unsubscribe_url)}>"
@@ -792,11 +812,7 @@ def _subject_line(subject: str) -> bytes:
     """Printable ASCII folded at spaces; anything else as RFC 2047 encoded words (the
     parser drops the folding whitespace between encoded words, so spaces are encoded
     inside them)."""
-    if (
-        _PRINTABLE.match(subject)
-        and "=?" not in subject
-        and all(len(word) <= _LONGEST_PLAIN_WORD for word in subject.split(" "))
-    ):
+    if _PRINTABLE.match(subject) and not _subject_needs_encoding(subject):
         lines = ["Subject:"]
         for word in subject.split(" ") if subject else [""]:
             if len(lines[-1]) + 1 + len(word) > _HEADER_WIDTH and lines[-1] != "Subject:":

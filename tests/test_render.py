@@ -464,12 +464,9 @@ def _assert_same_message(fast: bytes, reference: bytes) -> None:
         _assert_wire_format(data)
     one, other = _parse(fast), _parse(reference)
     headers, expected = _headers(one), _headers(other)
-    # The Subject is checked against what was meant (`header_value(subject)`) by the
-    # callers, not against the reference, which gets two cases wrong: an unbreakable
-    # word longer than a line reads back with a leading space, and ASCII text that looks
-    # like an encoded word ("=?utf-8?q?abc?=") reads back decoded ("abc").
-    headers.pop("subject")
-    expected.pop("subject")
+    # The Subject too: the reference policy encodes the two cases CPython's folder used
+    # to get wrong (an unbreakable word longer than a line read back with a space added;
+    # ASCII text that looks like an encoded word, "=?utf-8?q?abc?=", read back decoded).
     assert headers == expected
     assert _display_name(one) == _display_name(other)
     assert [a.addr_spec for a in one["To"].addresses] == [
