@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import DumpError, NewsletterError
+from newsletter.lock import Holder
 from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
 
@@ -317,12 +318,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     upcoming = next_send(settings, now)
     weekly = next_weekly_send(settings, now)
     fetch = next_fetch(settings, now) if settings.source_url else None
-    service = holder(settings.database_path)
+    held = holder(settings.database_path)
     schedule = {
         "next_send": upcoming.isoformat(),
         "next_weekly_send": weekly.isoformat(),
         "next_fetch": fetch.isoformat() if fetch else None,
-        "service_pid": service,
+        "service_pid": held.pid if held is not None and held.is_service else None,
+        "lock": {"pid": held.pid, "command": held.command} if held is not None else None,
     }
     schedule_lines = [
         f"Next send: {describe(upcoming, settings, now)}",
@@ -330,9 +332,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         f"Next fetch: {describe(fetch, settings, now)} from {settings.source_url}"
         if fetch
         else "Fetching: off (NEWSLETTER_SOURCE_URL is empty; dumps come into the inbox)",
-        f"Service: running (pid {service})"
-        if service is not None
-        else "Service: not running ('newsletter run' starts it)",
+        _service_line(held),
     ]
     with Store(settings.database_path) as store:
         issue = store.find_issue(args.issue, dry_run=args.dry_run) if args.issue else None
@@ -384,6 +384,20 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  unknown {delivery.email}: may have arrived; {then}")
     print("\n".join(schedule_lines))
     return 0
+
+
+def _service_line(held: Holder | None) -> str:
+    """Whether the service runs, or which other command holds the database."""
+    if held is None:
+        return "Service: not running ('newsletter run' starts it)"
+    pid = f"pid {held.pid}" if held.pid is not None else "pid not recorded yet"
+    if held.is_service:
+        return f"Service: running ({pid})"
+    what = {
+        "send": "a send",
+        "run --once": "a single pass ('newsletter run --once')",
+    }.get(held.command, f"'newsletter {held.command}'" if held.command else "another process")
+    return f"Service: not running; {what} is running ({pid}) and holds the database"
 
 
 def cmd_subscribe(args: argparse.Namespace, settings: Settings) -> int:

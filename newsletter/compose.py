@@ -10,14 +10,20 @@ the worker write the `.eml` itself, so 30 KB messages do not cross a pipe twice.
 
 Small issues (fewer than `POOL_MIN_MESSAGES`) are composed in the calling process:
 starting workers costs more than it saves there. `NEWSLETTER_COMPOSE_WORKERS` sets the
-number of workers (0: always in-process).
+number of workers (0: always in-process). Workers end with the process that started
+them, even when it is killed outright (see `_die_with_parent`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -112,10 +118,49 @@ class MessageMaker:
 # -- the worker side: one MessageMaker per process, made by the initializer ---------------
 
 _maker: MessageMaker | None = None
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_SECONDS = 1.0  # where prctl is missing: how often a worker looks for its parent
 
 
-def _start_worker(context: IssueContext) -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the process that started it dies, however it dies.
+
+    A worker waits on a pipe whose write end every worker also holds, so a killed
+    parent (SIGKILL, the OOM killer) never gives it an end of file: it would wait
+    forever, re-parented to PID 1. On Linux the kernel sends SIGTERM when the parent
+    goes (`PR_SET_PDEATHSIG`; strictly, when the thread that forked the worker ends:
+    with "fork" the pool forks every worker at the first submit, from the thread that
+    then waits for the pool's shutdown). Elsewhere a thread looks every second.
+
+    SIGTERM gets its default action back first: a forked worker inherits the parent's
+    handlers, and `newsletter run` catches SIGTERM to stop cleanly, which would make
+    the worker ignore it. The parent may have died before the prctl call: checked last.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "set_wakeup_fd"):
+        signal.set_wakeup_fd(-1)  # the parent's event loop wakeup socket is not ours
+    watched = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            watched = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            watched = False
+    if not watched:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _start_worker(context: IssueContext, parent: int) -> None:
     global _maker
+    _die_with_parent(parent)
     _maker = MessageMaker(context)
 
 
@@ -165,7 +210,7 @@ class MessagePool:
                 max_workers=workers,
                 mp_context=multiprocessing.get_context(method),
                 initializer=_start_worker,
-                initargs=(context,),
+                initargs=(context, os.getpid()),
             )
 
     def __enter__(self) -> MessagePool:

@@ -10,6 +10,8 @@ and the run goes on for the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import itertools
 import logging
 import os
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.errors import DISK_FULL, DeliveryError, NewsletterError
 from newsletter.settings import Settings
 from newsletter.store import UNSUBSCRIBED_DURING_SEND, Store
 from newsletter.subscribers import smtp_address
@@ -34,10 +36,25 @@ from newsletter.subscribers import smtp_address
 log = logging.getLogger(__name__)
 
 
+_UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9@._+-]")
+_LONGEST_STEM = 200  # bytes; with the hash and ".eml", under the usual 255-byte limit
+
+
 def eml_name(email: str) -> str:
-    """A file name for one recipient's message: readable, safe on every filesystem."""
-    safe = re.sub(r"[^A-Za-z0-9@._+-]", "_", email.lower())
-    return f"{safe}.eml"
+    """A file name for one recipient's message: readable, safe on every filesystem,
+    one per address, the same on every run.
+
+    An everyday address is its own name (`ada@example.org.eml`). When characters had
+    to be replaced (`a&b@` and `a_b@` would both be `a_b@`, `üser@` and `öser@` both
+    `_ser@`) or the address is very long, a short hash of the address follows a "~",
+    which no unchanged name contains: `a_b@example.org~1f0c2a9e.eml`. The address is
+    the ledger's key (lower-cased), so the writer and the report agree on the name."""
+    key = email.strip().lower()
+    safe = _UNSAFE_IN_NAMES.sub("_", key)
+    if safe == key and len(safe) <= _LONGEST_STEM:
+        return f"{safe}.eml"
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+    return f"{safe[:_LONGEST_STEM]}~{digest}.eml"
 
 
 class OutboxWriter:
@@ -61,16 +78,33 @@ class OutboxWriter:
         return self.folder / eml_name(email)
 
     def write(self, email: str, message: bytes) -> Path:
-        """Write (or rewrite) the recipient's file; readers never see a partial file."""
+        """Write (or rewrite) the recipient's file; readers never see a partial file, and
+        a failed write leaves no temporary file behind."""
         target = self.path_for(email)
         try:
             fd, temp_name = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".part")
+        except OSError as exc:
+            raise self._error(target, exc) from exc
+        try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(message)
             os.replace(temp_name, target)
-        except OSError as exc:
-            raise DeliveryError(f"cannot write {target}: {exc}") from exc
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            if isinstance(exc, OSError):
+                raise self._error(target, exc) from exc
+            raise
         return target
+
+    def _error(self, target: Path, exc: OSError) -> DeliveryError:
+        if exc.errno in DISK_FULL:
+            return DeliveryError(
+                f"cannot write {target}: the disk is full ({exc.strerror}); free some space "
+                f"in {self.folder} and run again: nothing was lost, the messages not written "
+                "yet are written then"
+            )
+        return DeliveryError(f"cannot write {target}: {exc}")
 
 
 # --- SMTP -----------------------------------------------------------------------------

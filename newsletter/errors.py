@@ -7,7 +7,11 @@ turns these into text and exit codes.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+
+# The OS errors that mean the disk is full: "no space left on device", "quota exceeded".
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class NewsletterError(Exception):

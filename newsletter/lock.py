@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -92,8 +93,21 @@ class DatabaseLock:
         self.release()
 
 
-def holder(database_path: Path) -> int | None:
-    """The pid of the process that holds the database's lock, or None if none does."""
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a database's lock: its pid (None while it has not written it yet) and
+    the command it recorded: "run" (the service), "run --once" or "send"."""
+
+    pid: int | None
+    command: str
+
+    @property
+    def is_service(self) -> bool:
+        return self.command == "run"
+
+
+def holder(database_path: Path) -> Holder | None:
+    """The process that holds the database's lock, or None if none does."""
     path = lock_path(database_path)
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -102,7 +116,7 @@ def holder(database_path: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return _read_holder(path)[0]
+        return Holder(*_read_holder(path))
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None

@@ -56,6 +56,7 @@ TEMPLATE_NAMES = (HTML_TEMPLATE, TEXT_TEMPLATE, SUBJECT_TEMPLATE)
 EXCERPT_CHARS = 300  # abstract excerpt length, cut at a word boundary
 TEXT_WIDTH = 76  # wrap width of the excerpts in the text part
 MAX_LINE_CHARS = 998  # RFC 5322 line limit, also kept inside the text part
+MAX_DOMAIN_CHARS = 253  # the longest DNS name
 PREHEADER_TOPICS = 3  # topics named in the preheader before "and more"
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -603,37 +604,123 @@ else:
 
 
 class _MessagePolicy(_PolicyBase):
-    """`email.policy.SMTP` with two fixes to how headers are written:
+    """`email.policy.SMTP` with three fixes to how headers are written, so that every
+    line fits in 998 octets (and in 78 columns where the value allows it):
 
     * the URL and id headers stay on one line (folded, `List-Unsubscribe: <url>` reads
-      back as " <url>" in some parsers);
-    * a non-ASCII display name in To is encoded by `_fold_address`: CPython's folder
-      may split a long one into two encoded words at a space and leave that space out
-      of both, and RFC 2047 readers ignore whitespace between encoded words, so the
-      name would lose a space ("Müller Lüdenscheidt" shown as "MüllerLüdenscheidt").
+      back as " <url>" in some parsers); a URL too long for one line is folded inside
+      its angle brackets (`_fold_bracketed`), a Message-ID too long is refused;
+    * a display name in To or From that CPython's folder cannot write well is encoded
+      by `_fold_mailboxes` (see `_needs_encoding`): a non-ASCII one (CPython may split
+      it into two encoded words at a space and leave that space out of both, and RFC
+      2047 readers ignore whitespace between encoded words, so "Müller Lüdenscheidt"
+      would show as "MüllerLüdenscheidt"); one holding an unbroken word longer than a
+      line (CPython writes it whole: a 2,000-character name made a 2,001-octet line,
+      which servers refuse with "500 Line too long"); one that needs quotes and does
+      not fit on a line (CPython folds the quoted string and loses its quotes);
+    * a Subject CPython would write wrong is encoded the way `_subject_line` encodes
+      it (see `_subject_needs_encoding`).
     """
 
     def fold_binary(self, name: str, value: str) -> bytes:
         lower = name.lower()
-        if lower in _UNFOLDED and value.isascii() and len(name) + len(value) + 2 <= MAX_LINE_CHARS:
-            return f"{name}: {value}{self.linesep}".encode("ascii")
-        if lower == "to" and not self.utf8:
-            addresses: tuple[Address, ...] = tuple(getattr(value, "addresses", ()))
-            if len(addresses) == 1 and not addresses[0].display_name.isascii():
-                folded = _fold_address(name, addresses[0], self.linesep)
-                if folded is not None:
-                    return folded
+        if lower in _UNFOLDED and value.isascii():
+            return _one_line(name, value, self.linesep)
+        if lower == "subject" and _subject_needs_encoding(value, utf8=self.utf8):
+            return _fold_encoded(name, value, "", self.linesep)
+        if lower in _ADDRESS_HEADERS:
+            mailboxes = _mailboxes(value)
+            if mailboxes and any(
+                _needs_encoding(m.display_name, name, self.utf8) for m in mailboxes
+            ):
+                return _fold_mailboxes(name, mailboxes, self.linesep)
         return super().fold_binary(name, value)
 
 
 _UNFOLDED = frozenset({"list-unsubscribe", "list-unsubscribe-post", "message-id"})
+_ADDRESS_HEADERS = frozenset({"to", "from"})
 _Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
 _HEADER_WIDTH = 78
+_LONGEST_PLAIN_WORD = 70  # a longer unbroken word cannot be folded: encode it
+_ENCODED_WORD_ROOM = 62  # "=?utf-8?q?" + 62 + "?=" = 74 columns, under RFC 2047's 75
 
 
-def _encoded_words(text: str, room: int = 62) -> list[str]:
-    """RFC 2047 "Q" encoded words (UTF-8) for a phrase, each at most 75 characters and
-    split only between characters, spaces encoded inside the words as "_"."""
+def _one_line(name: str, value: str, linesep: str) -> bytes:
+    """An ASCII id or URL header on one line; a URL longer than a line folded inside
+    its angle brackets; a Message-ID longer than a line is an error (no folding
+    whitespace may go inside one)."""
+    if len(name) + len(value) + 2 <= MAX_LINE_CHARS:
+        return f"{name}: {value}{linesep}".encode("ascii")
+    if name.lower() == "list-unsubscribe" and value.startswith("<") and value.endswith(">"):
+        return _fold_bracketed(name, value, linesep)
+    raise ValueError(
+        f"the {name} header is {len(value)} characters long, more than a line of "
+        f"{MAX_LINE_CHARS} octets can hold"
+    )
+
+
+def _fold_bracketed(name: str, value: str, linesep: str) -> bytes:
+    """`Name: <url>` folded at 78 columns inside the brackets: RFC 2369 (2) says the
+    whitespace inside a list header's angle brackets is to be ignored."""
+    first = _HEADER_WIDTH - len(name) - 2
+    lines = [f"{name}: {value[:first]}"]
+    rest = value[first:]
+    width = _HEADER_WIDTH - 1
+    lines += [" " + rest[start : start + width] for start in range(0, len(rest), width)]
+    return (linesep.join(lines) + linesep).encode("ascii")
+
+
+def _subject_needs_encoding(subject: str, *, utf8: bool = False) -> bool:
+    """Whether to encode the whole Subject ourselves: non-ASCII under a 7-bit policy
+    (CPython's folder may split it into encoded words at a space and drop the space), a
+    word too long to fold (read back with a space added), or text that looks like an
+    encoded word (read back decoded; `build_message_reference` also assigns such a
+    subject encoded, since assigning parses it)."""
+    return (
+        (not utf8 and not subject.isascii())
+        or "=?" in subject
+        or any(len(word) > _LONGEST_PLAIN_WORD for word in subject.split(" "))
+    )
+
+
+def _mailboxes(value: object) -> tuple[Address, ...]:
+    """The addresses of an address header, or () when it holds a named group (left to
+    the default folder)."""
+    groups = getattr(value, "groups", ())
+    if any(group.display_name is not None for group in groups):
+        return ()
+    return tuple(getattr(value, "addresses", ()))
+
+
+def _needs_encoding(display_name: str, header: str, utf8: bool) -> bool:
+    """Whether a display name must be written as encoded words: non-ASCII under a 7-bit
+    policy; holding a word too long to fit on a folded line; or needing quotes and too
+    long for one line (CPython's folder splits a quoted string over lines and drops its
+    quotes, so `Ada, Countess (of) Lovelace; ...` would read back as several addresses)."""
+    if not utf8 and not display_name.isascii():
+        return True
+    if any(_quoted_length(word) > _LONGEST_PLAIN_WORD for word in display_name.split(" ")):
+        return True
+    plain = all(char in _ATEXT or (utf8 and not char.isascii()) for char in display_name)
+    return not plain and _quoted_length(display_name) + 2 > _HEADER_WIDTH - len(header) - 2
+
+
+_ATEXT = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~- "
+)
+
+
+def _quoted_length(text: str) -> int:
+    """Octets of `text` inside a quoted string (a quote or backslash is escaped)."""
+    return len(text.encode("utf-8")) + text.count('"') + text.count("\\")
+
+
+def _encoded_words(
+    text: str, room: int = _ENCODED_WORD_ROOM, first: int | None = None
+) -> list[str]:
+    """RFC 2047 "Q" encoded words (UTF-8) for a phrase, each at most 75 characters
+    (`first` characters of payload for the first word, `room` for the others) and split
+    only between characters, spaces encoded inside the words as "_"."""
     chunks: list[str] = []
     chunk = ""
     for char in text:
@@ -641,7 +728,8 @@ def _encoded_words(text: str, room: int = 62) -> list[str]:
             chr(byte) if byte in _Q_SAFE else "_" if byte == 0x20 else f"={byte:02X}"
             for byte in char.encode("utf-8")
         )
-        if chunk and len(chunk) + len(encoded) > room:
+        limit = room if chunks or first is None else first
+        if chunk and len(chunk) + len(encoded) > limit:
             chunks.append(chunk)
             chunk = ""
         chunk += encoded
@@ -650,24 +738,39 @@ def _encoded_words(text: str, room: int = 62) -> list[str]:
     return [f"=?utf-8?q?{chunk}?=" for chunk in chunks]
 
 
-def _fold_address(name: str, address: Address, linesep: str) -> bytes | None:
-    """`To: =?utf-8?q?...?= <addr>` folded between encoded words; None for an address
-    the default folder must handle (a non-ASCII addr-spec)."""
-    addr_spec = address.addr_spec
-    if not addr_spec.isascii():
-        return None
-    return _fold_encoded(name, address.display_name, f"<{addr_spec}>", linesep)
+def _fold_mailboxes(name: str, addresses: Sequence[Address], linesep: str) -> bytes:
+    """`Name: =?utf-8?q?...?= <addr>, ...` folded between tokens at 78 columns (the
+    addresses themselves are at most 254 characters: `normalized_email`)."""
+    tokens: list[str] = []
+    for index, address in enumerate(addresses):
+        comma = "," if index + 1 < len(addresses) else ""
+        if address.display_name:
+            tokens += _encoded_words(address.display_name, first=_first_room(name))
+            tokens.append(f"<{address.addr_spec}>{comma}")
+        else:
+            tokens.append(f"{address.addr_spec}{comma}")
+    return _fold_tokens(name, tokens, linesep)
+
+
+def _first_room(name: str) -> int:
+    """Payload room of an encoded word that starts right after `Name: `."""
+    return min(_ENCODED_WORD_ROOM, _HEADER_WIDTH - len(name) - 2 - len("=?utf-8?q??="))
 
 
 def _fold_encoded(name: str, text: str, tail: str, linesep: str) -> bytes:
     """`Name: <encoded words of text> tail`, folded between tokens at 78 columns (an
     encoded word is never split, so no line exceeds 998 octets)."""
+    words = _encoded_words(text, first=_first_room(name))
+    return _fold_tokens(name, [*words, *([tail] if tail else [])], linesep)
+
+
+def _fold_tokens(name: str, tokens: Sequence[str], linesep: str) -> bytes:
     lines = [f"{name}:"]
-    for token in [*_encoded_words(text), *([tail] if tail else [])]:
-        if len(lines[-1]) + 1 + len(token) > _HEADER_WIDTH and lines[-1] != f"{name}:":
+    for token in tokens:
+        if lines[-1] != f"{name}:" and len(lines[-1]) + 1 + len(token) > _HEADER_WIDTH:
             lines.append("")
         lines[-1] += " " + token
-    return (linesep.join(lines) + linesep).encode("ascii")
+    return (linesep.join(lines) + linesep).encode("utf-8")
 
 
 _SMTP = _MessagePolicy(linesep="\r\n")
@@ -704,7 +807,10 @@ def build_message_reference(
     msg = EmailMessage(policy=policy)
     msg["From"] = header_value(from_address)
     msg["To"] = recipient
-    msg["Subject"] = header_value(digest.subject)
+    subject = header_value(digest.subject)
+    # Assigning parses the value: text that looks like an encoded word would be decoded
+    # ("=?utf-8?q?abc?=" becoming "abc"), so such a subject goes in encoded.
+    msg["Subject"] = " ".join(_encoded_words(subject)) if "=?" in subject else subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = header_value(message_id)
     msg["List-Unsubscribe"] = f"<{header_value(unsubscribe_url)}>"
@@ -728,7 +834,6 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9 '_-]*\Z")  # atext and spaces: never quoted
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
-_LONGEST_PLAIN_WORD = 70  # a longer unbroken word cannot be folded: encode it
 _TEXT_PART = (
     'Content-Type: text/plain; charset="utf-8"\r\n'
     "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
@@ -753,11 +858,7 @@ def _subject_line(subject: str) -> bytes:
     """Printable ASCII folded at spaces; anything else as RFC 2047 encoded words (the
     parser drops the folding whitespace between encoded words, so spaces are encoded
     inside them)."""
-    if (
-        _PRINTABLE.match(subject)
-        and "=?" not in subject
-        and all(len(word) <= _LONGEST_PLAIN_WORD for word in subject.split(" "))
-    ):
+    if _PRINTABLE.match(subject) and not _subject_needs_encoding(subject):
         lines = ["Subject:"]
         for word in subject.split(" ") if subject else [""]:
             if len(lines[-1]) + 1 + len(word) > _HEADER_WIDTH and lines[-1] != "Subject:":
@@ -794,8 +895,8 @@ def _to_line(subscriber: Subscriber) -> bytes | None:
 
 def _unfolded_line(name: str, value: str) -> bytes:
     """An id or URL header on one line, as the reference policy writes them."""
-    if value.isascii() and len(name) + len(value) + 2 <= MAX_LINE_CHARS:
-        return f"{name}: {value}{_CRLF}".encode("ascii")
+    if value.isascii():
+        return _one_line(name, value, _CRLF)
     return _folded_by_policy(name, value)
 
 
@@ -878,10 +979,10 @@ def _dot_atom(value: str) -> str:
 def message_id_for(issue_key: str, email: str, domain: str) -> str:
     """A Message-ID unique to (issue, recipient) and the same on every run:
     `<{issue_key}.{sha256(email)[:20]}@{domain}>`, characters outside [A-Za-z0-9.-]
-    replaced by '-'."""
+    replaced by '-' (a domain longer than a DNS name is refused: the id must fit a line)."""
     digest = hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:20]
     key = _dot_atom(issue_key) or "issue"
     host = _dot_atom(domain)
-    if not host:
+    if not host or len(host) > MAX_DOMAIN_CHARS:  # a DNS name is at most 253 characters
         raise ValueError(f"cannot make a Message-ID with the domain {domain!r}")
     return f"<{key}.{digest}@{host}>"

@@ -8,9 +8,11 @@ paths are relative to the working directory. Impossible values fail here, at sta
 from __future__ import annotations
 
 import re
+import ssl
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -30,6 +32,7 @@ from newsletter.errors import ConfigError
 DEV_SECRET_KEY = "newsletter-dev-key-not-for-real-sends"
 
 DAILY_PAPERS_API = "https://huggingface.co/api/daily_papers"
+MAX_DOMAIN_CHARS = 253  # the longest DNS name (a Message-ID ends in the sender's domain)
 FETCH_LEAD = timedelta(hours=1)  # the default fetch time is this long before the send time
 
 
@@ -56,6 +59,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
+        allow_inf_nan=False,  # "inf" would mean: wait forever, or crash the rate limiter
     )
 
     # Files and folders
@@ -76,7 +80,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
-    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_timeout: float = Field(default=30.0, gt=0, le=3600)  # seconds per message
     # The wait for the reply to the end of DATA (RFC 5321 4.5.3.2: 10 minutes): the
     # message is handed over by then, so giving up early risks a duplicate.
     smtp_data_timeout: float = Field(default=600.0, gt=0, allow_inf_nan=False)
@@ -113,6 +117,55 @@ class Settings(BaseSettings):
     # Ranking
     ranking_model: Literal["lexical", "semantic"] = "lexical"
 
+    @field_validator(
+        "database_path",
+        "inbox_dir",
+        "outbox_dir",
+        "subscribers_file",
+        "templates_dir",
+        mode="before",
+    )
+    @classmethod
+    def _path_given(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and not value.strip():
+            default = cls.model_fields[str(info.field_name)].default
+            raise ValueError(f"is empty; set it to a path, or unset it for the default {default}")
+        return value
+
+    @field_validator("database_path")
+    @classmethod
+    def _database_is_a_file(cls, value: Path) -> Path:
+        if value.is_dir():
+            raise ValueError(
+                f"{value} is a folder; name the database file in it, e.g. {value / 'newsletter.db'}"
+            )
+        return value
+
+    @field_validator("smtp_ca_file", mode="before")
+    @classmethod
+    def _blank_ca_file_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _readable_ca_bundle(cls, value: Path | None) -> Path | None:
+        """The file must hold PEM certificates that TLS can load: checked now, not at the
+        first connection (where it read as "the server did not accept a connection")."""
+        if value is None:
+            return value
+        fix = "set it to a PEM file of CA certificates, or unset it"
+        try:
+            ssl.create_default_context(cafile=value)
+        except ssl.SSLError as exc:  # (an OSError too: first)
+            raise ValueError(
+                f"{value}: not a PEM bundle of CA certificates ({exc.reason or exc}); {fix}"
+            ) from None
+        except FileNotFoundError:
+            raise ValueError(f"{value}: no such file; {fix}") from None
+        except OSError as exc:
+            raise ValueError(f"{value}: cannot read it ({exc.strerror}); {fix}") from None
+        return value
+
     @field_validator("send_time", mode="before")
     @classmethod
     def _parse_send_time(cls, value: object) -> object:
@@ -143,10 +196,10 @@ class Settings(BaseSettings):
     @classmethod
     def _source_url(cls, value: str) -> str:
         value = value.strip()
-        if value and not re.match(r"https?://[^/\s]+", value):
+        problem = value and _url_problem(value, base=False)
+        if problem:
             raise ValueError(
-                f"{value!r} must be an absolute http(s) URL, e.g. {DAILY_PAPERS_API}, "
-                "or empty to only watch the inbox"
+                f"{value!r} {problem}, e.g. {DAILY_PAPERS_API}, or empty to only watch the inbox"
             )
         return value
 
@@ -205,10 +258,10 @@ class Settings(BaseSettings):
     @field_validator("base_url")
     @classmethod
     def _absolute_url(cls, value: str) -> str:
-        if not re.match(r"https?://[^/\s]+", value):
-            raise ValueError(
-                f"{value!r} must be an absolute http(s) URL, e.g. https://news.lab.org"
-            )
+        value = value.strip()
+        problem = _url_problem(value, base=True)
+        if problem:
+            raise ValueError(f"{value!r} {problem}, e.g. https://news.lab.org")
         return value.rstrip("/")
 
     @field_validator("from_address")
@@ -216,8 +269,11 @@ class Settings(BaseSettings):
     def _from_has_address(cls, value: str) -> str:
         from email.utils import parseaddr
 
-        if "@" not in parseaddr(value)[1]:
+        address = parseaddr(value)[1]
+        if "@" not in address:
             raise ValueError(f"{value!r} has no address; use e.g. 'Digest <digest@lab.org>'")
+        if len(address.rpartition("@")[2]) > MAX_DOMAIN_CHARS:
+            raise ValueError(f"{value!r}: the domain is longer than a domain name can be")
         return value
 
     @model_validator(mode="after")
@@ -249,8 +305,28 @@ class Settings(BaseSettings):
         )
 
 
+def _url_problem(value: str, *, base: bool) -> str | None:
+    """What is wrong with an http(s) URL setting, or None. A base URL is the start of
+    every link (`{base}/unsubscribe/<token>`): it cannot carry a query or a fragment."""
+    if any(char.isspace() or not char.isprintable() for char in value):
+        return "contains a space or a control character (write a space as %20)"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http(s) URL"
+    try:
+        if parts.port == 0:
+            return "has an invalid port"
+    except ValueError:  # not a number, or over 65535
+        return "has an invalid port"
+    if base and (parts.query or parts.fragment):
+        return "cannot hold a query (?) or a fragment (#): links are built by adding to it"
+    return None
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Load settings, turning validation errors into one clear ConfigError."""
+    """Load settings, turning validation errors (and a .env file that cannot be read)
+    into one clear ConfigError."""
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env")).absolute()
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -258,5 +334,16 @@ def load_settings(**overrides: object) -> Settings:
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]) or "settings"
             env = f"NEWSLETTER_{name.upper()}" if error["loc"] else "settings"
-            problems.append(f"{env}: {error['msg']}")
+            cause = error.get("ctx", {}).get("error")
+            message = str(cause) if error["type"] == "value_error" and cause else error["msg"]
+            problems.append(f"{env}: {message}")
         raise ConfigError("invalid settings: " + "; ".join(problems)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{env_file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"{env_file}: cannot read it ({exc.strerror}); fix its permissions or remove it"
+        ) from exc

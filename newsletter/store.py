@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from newsletter.dumps import Dump, Paper
-from newsletter.errors import StoreError
+from newsletter.errors import DISK_FULL, StoreError
 
 # 2: paper_embeddings (vectors of the semantic ranking model).
 # 3: the richer paper records (names, comments, GitHub, project page, AI summary and
@@ -250,9 +251,21 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if self.path.parent != Path(""):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    disk_full_message(self.path, str(exc.strerror))
+                    if exc.errno in DISK_FULL
+                    else f"{self.path}: cannot create its folder ({exc.strerror}); check "
+                    "NEWSLETTER_DATABASE_PATH and the folder's permissions"
+                ) from exc
+        self._db: _Connection
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, factory=_Connection
+            )
+            self._db.path = self.path
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 30000")
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -369,13 +382,26 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic unit of work (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        if self._db.in_transaction:  # left open by a ROLLBACK that failed (see _roll_back)
+            self._db.execute("ROLLBACK")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            self._roll_back(exc)
             raise
-        self._db.execute("COMMIT")
+
+    def _roll_back(self, cause: BaseException) -> None:
+        """Undo the open transaction after `cause`, never hiding it: after a full disk or
+        an I/O error SQLite may have rolled back already (a ROLLBACK then fails with "no
+        transaction is active"), and a ROLLBACK that fails is only noted on `cause`."""
+        if not self._db.in_transaction:
+            return
+        try:
+            self._db.execute("ROLLBACK")
+        except (sqlite3.Error, StoreError) as exc:
+            cause.add_note(f"the ROLLBACK after it failed too: {exc}")
 
     # -- dumps and papers --------------------------------------------------------------
 
@@ -909,6 +935,64 @@ class Store:
             "SELECT 1 FROM unsubscribes WHERE email=?", (email.lower(),)
         ).fetchone()
         return row is not None
+
+
+_LOW_SPACE = 1 << 20  # bytes: an I/O error with less free space than this is a full disk
+
+
+def disk_full_message(path: Path, reason: str) -> str:
+    """What to say when the disk under the database is full."""
+    return (
+        f"{path}: the disk is full ({reason}); free some space in {path.absolute().parent} "
+        "and run again: nothing was lost"
+    )
+
+
+def _failure(path: Path, exc: sqlite3.Error) -> StoreError | None:
+    """The StoreError for a failure of the disk under the database (full, or failing
+    reads and writes), naming the file and what to do; None for other errors (a bug
+    keeps its traceback). A failed statement changed nothing: SQLite undid it, and the
+    transaction around it is rolled back (see `Store.transaction`)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+    if code == sqlite3.SQLITE_FULL:
+        return StoreError(disk_full_message(path, str(exc)))
+    if code == sqlite3.SQLITE_IOERR:
+        try:
+            free = shutil.disk_usage(path.absolute().parent).free
+        except OSError:
+            free = _LOW_SPACE
+        if free < _LOW_SPACE:  # a write that found no space can surface as an I/O error
+            return StoreError(disk_full_message(path, str(exc)))
+        return StoreError(
+            f"{path}: the disk failed to read or write the database ({exc}); check the disk "
+            "(and its free space) and run again: nothing was lost"
+        )
+    return None
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements report a full or failing disk as a StoreError
+    naming the database (every statement of the store goes through these two)."""
+
+    path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            failure = _failure(self.path, exc)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as exc:
+            failure = _failure(self.path, exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:

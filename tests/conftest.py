@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,3 +56,30 @@ def project(isolated: Path) -> Path:
         shutil.copy(sample, target)
         os.utime(target, (stamp, stamp))
     return isolated
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real, small filesystem (a 4 MB tmpfs) to fill up; mounting needs root, so the
+    test is skipped, saying why, where it is not permitted."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except OSError as exc:
+        pytest.skip(f"cannot run mount to make a small disk: {exc}")
+    if mounted.returncode != 0:
+        pytest.skip(
+            "mounting a tmpfs is not permitted here (run the tests as root to fill a real "
+            f"disk): {mounted.stderr.strip()}"
+        )
+    try:
+        yield disk
+    finally:
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)

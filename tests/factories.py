@@ -1,7 +1,8 @@
-"""Test data written as real files in the project's formats."""
+"""Test data written as real files in the project's formats, and a disk to fill up."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -14,3 +15,18 @@ def write_subscribers(path: Path, count: int) -> list[str]:
         lines += [f"  - email: {address}", f"    topics: [{topic}]", "    max_papers: 3"]
     path.write_text("\n".join(lines) + "\n")
     return emails
+
+
+def fill(disk: Path, *, leave: int = 0) -> Path:
+    """Fill `disk` up (leaving about `leave` bytes); deleting the returned file frees it."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        while os.write(fd, b"\0" * 65536):
+            pass
+    except OSError:
+        pass  # no space left
+    finally:
+        os.close(fd)
+    os.truncate(filler, max(0, filler.stat().st_size - leave))
+    return filler

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from tests.smtp_server import Recorder, smtp_server
 
 
 def run(
@@ -189,3 +193,55 @@ def test_forget_an_unknown_dump_is_one_clear_line(project: Path, dump: str) -> N
     (line,) = result.stderr.strip().splitlines()
     assert dump in line and "newsletter dumps" in line
     assert len(json.loads(run("dumps", "--json", cwd=project).stdout)) == 2
+
+
+def _status_until(project: Path, env: dict[str, str], wanted: str) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        status = run("status", cwd=project, env=env)
+        assert status.returncode == 0, status.stderr
+        if wanted in status.stdout or time.monotonic() > deadline:
+            return status.stdout
+        time.sleep(0.2)
+
+
+def test_status_says_which_command_holds_the_database(project: Path) -> None:
+    """Before: "Service: running (pid N)" while a plain `newsletter send` held the lock."""
+    dumps = sorted(str(p) for p in (project / "dumps").iterdir())
+    assert run("ingest", *dumps, cwd=project).returncode == 0
+    env = {
+        "NEWSLETTER_SECRET_KEY": "cli-test-secret",
+        "NEWSLETTER_SMTP_TIMEOUT": "60",
+    }
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    full_env.update(env, NEWSLETTER_SOURCE_URL="")
+    stalling = Recorder(on_data=lambda rcpt, attempt: "stall", stall_seconds=60)
+    with smtp_server(stalling) as server:
+        full_env["NEWSLETTER_SMTP_PORT"] = env["NEWSLETTER_SMTP_PORT"] = str(server.port)
+        command = [sys.executable, "-m", "newsletter"]
+        send = subprocess.Popen([*command, "send"], cwd=project, env=full_env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            shown = _status_until(project, env, "a send is running")
+            assert f"Service: not running; a send is running (pid {send.pid})" in shown
+            state = json.loads(run("status", "--json", cwd=project, env=env).stdout)
+            assert state["service_pid"] is None
+            assert state["lock"] == {"pid": send.pid, "command": "send"}
+        finally:
+            send.kill()
+            send.wait(30)
+    # The service itself (nothing due: the send time is hours away).
+    later = f"{(datetime.now(UTC).hour + 12) % 24:02d}:00"
+    full_env.update(NEWSLETTER_SEND_TIME=later, NEWSLETTER_TIMEZONE="UTC")
+    service = subprocess.Popen([*command, "run", "--dry-run"], cwd=project, env=full_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        shown = _status_until(project, env, "Service: running")
+        assert f"Service: running (pid {service.pid})" in shown
+        state = json.loads(run("status", "--json", cwd=project, env=env).stdout)
+        assert state["service_pid"] == service.pid
+        assert state["lock"] == {"pid": service.pid, "command": "run"}
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(60) == 0
+    assert "Service: not running ('newsletter run' starts it)" in run("status", cwd=project).stdout

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import ssl
 import subprocess
@@ -28,6 +29,7 @@ from newsletter.delivery import (
     RateLimiter,
     claim_window,
     classify,
+    eml_name,
     send_over_smtp,
 )
 from newsletter.errors import ConfigError, DeliveryError, TemplateError
@@ -712,3 +714,48 @@ def test_a_message_that_cannot_be_built_fails_alone_with_the_template_line(
     with smtp_server() as again:  # not retried automatically
         send_in_thread(again.port)
         assert again.recorder.received == []
+
+
+# --- the dry-run outbox ------------------------------------------------------------------
+
+
+def test_eml_names_are_distinct_readable_and_stable() -> None:
+    addresses = ["a&b@example.org", "a_b@example.org", "üser@example.org", "öser@example.org"]
+    names = [eml_name(address) for address in addresses]
+    assert len(set(names)) == 4
+    assert names[1] == "a_b@example.org.eml"  # unchanged addresses keep their own name
+    assert re.fullmatch(r"a_b@example\.org~[0-9a-f]{8}\.eml", names[0])
+    assert [eml_name(a) for a in addresses] == names  # the same on every run
+    assert eml_name("Ada@Example.org") == eml_name("ada@example.org")  # one ledger key
+    long_one = f"{'a' * 64}@{'b' * 60}.{'c' * 60}.{'d' * 60}.{'e' * 60}.example.org"
+    assert len(eml_name(long_one).encode()) <= 255 and eml_name(long_one) != eml_name(
+        "x" + long_one
+    )
+
+
+_WRITE_PAST_THE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from newsletter.delivery import OutboxWriter
+from newsletter.errors import DeliveryError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+writer = OutboxWriter(Path("outbox"), "2026-11-22")
+writer.write("small@example.org", b"x" * 100)
+try:
+    writer.write("big@example.org", b"x" * 100_000)
+except DeliveryError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+def test_a_failed_outbox_write_leaves_no_temporary_file(isolated: Path) -> None:
+    """A real write error (the kernel's file size limit): one clear error, no `.part`."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WRITE_PAST_THE_LIMIT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3, done.stderr
+    assert "cannot write outbox/2026-11-22/big@example.org.eml" in done.stdout
+    folder = isolated / "outbox" / "2026-11-22"
+    assert sorted(p.name for p in folder.iterdir()) == ["small@example.org.eml"]

@@ -6,12 +6,15 @@ import email
 import email.policy
 import html as htmllib
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from newsletter.cli import main
 from newsletter.errors import NotFoundError
 from newsletter.pipeline import (
     build_issue,
@@ -25,6 +28,7 @@ from newsletter.pipeline import (
 from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
 from newsletter.subscribers import load_subscribers, read_unsubscribe_token
+from tests.factories import fill, write_subscribers
 
 ISSUE_DATE = date(2026, 11, 22)  # a Sunday: weekly subscribers get nothing today
 
@@ -230,3 +234,65 @@ def test_a_dump_is_found_by_id_path_or_file_name(settings: Settings, project: Pa
             find_dump(store, "4")
         assert forget_dump(settings, store, "2").dump.page_date == date(2026, 11, 19)
         assert find_dump(store, "papers.txt").id == 1
+
+
+def test_addresses_that_look_alike_get_a_file_each(
+    settings: Settings, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`a&b@` and `a_b@` (and `üser@`, `öser@`) once shared one file name: the run said
+    "4 written" and left 2 files, each holding the last message written to it."""
+    addresses = ["a&b@example.org", "a_b@example.org", "üser@example.org", "öser@example.org"]
+    (project / "subscribers.yaml").write_text(
+        "subscribers:\n"
+        + "".join(f"  - email: {a}\n    topics: [knowledge distillation]\n" for a in addresses),
+        encoding="utf-8",
+    )
+    dumps = sorted(str(p) for p in (project / "dumps").iterdir())
+    assert main(["ingest", *dumps]) == 0
+    assert main(["send", "--dry-run"]) == 0
+    assert "4 message(s) in" in capsys.readouterr().out
+    folder = next((project / "outbox").iterdir())
+    files = sorted(folder.glob("*.eml"))
+    assert len(files) == 4
+    # SMTPUTF8 messages carry raw UTF-8 headers: parse the text to read them as characters.
+    to = {
+        str(email.message_from_string(f.read_bytes().decode(), policy=email.policy.default)["To"])
+        for f in files
+    }
+    assert to == set(addresses)  # each file holds its own recipient
+    assert (folder / "a_b@example.org.eml").exists()  # an everyday address is its own name
+    # The names are stable: a re-run finds the same files and rewrites none.
+    with Store(settings.database_path) as store:
+        again = dry_run(settings, store)
+    assert again.written_now == 0
+    assert sorted(line.path.resolve() for line in again.recipients if line.path) == files
+
+
+def test_a_full_outbox_is_one_clear_error_and_a_rerun_writes_the_rest(
+    project: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox on a real disk that fills up while workers write: one line, no `.part`
+    file left behind, and once there is space again the next run writes the rest."""
+    write_subscribers(project / "subscribers.yaml", 100)
+    monkeypatch.setenv("NEWSLETTER_OUTBOX_DIR", str(small_disk / "outbox"))
+    monkeypatch.setenv("NEWSLETTER_COMPOSE_WORKERS", "2")
+    assert main(["ingest", *sorted(str(p) for p in (project / "dumps").iterdir())]) == 0
+    filler = fill(small_disk, leave=256 * 1024)  # room for a few messages only
+    command = [sys.executable, "-m", "newsletter", "send", "--dry-run"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    folder = next((small_disk / "outbox").iterdir())
+    assert re.fullmatch(
+        rf"error: cannot write {re.escape(str(folder))}/\S+\.eml: the disk is full \(No space "
+        rf"left on device\); free some space in {re.escape(str(folder))} and run again: "
+        "nothing was lost, the messages not written yet are written then",
+        line,
+    )
+    assert 0 < len(list(folder.glob("*.eml"))) < 100
+    assert list(folder.glob(".*")) == []  # no temporary file left behind
+    filler.unlink()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "100 message(s) in" in done.stdout
+    assert len(list(folder.glob("*.eml"))) == 100 and list(folder.glob(".*")) == []

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from newsletter.dumps import Dump, Paper, paper_key
 from newsletter.errors import StoreError
 from newsletter.pipeline import ingest_file
 from newsletter.store import SCHEMA_VERSION, PlannedPick, Store
+from tests.factories import fill, write_subscribers
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -584,3 +588,92 @@ def test_a_forgotten_dump_id_is_never_given_again(tmp_path: Path) -> None:
         last = store.last_real_issue()
         assert last is not None
         assert [p.key for p in store.papers_since(last.last_dump_id)] == ["b"]
+
+
+# --- a full disk --------------------------------------------------------------------------
+
+
+def test_a_full_database_reports_the_disk_not_the_failed_rollback(tmp_path: Path) -> None:
+    """SQLite rolls a transaction back by itself on SQLITE_FULL; the ROLLBACK after it then
+    failed with "cannot rollback - no transaction is active", which hid the real error."""
+    path = tmp_path / "state.db"
+    samples = sorted(Path(__file__).parent.parent.glob("samples/dumps/*.txt"))[:2]
+    with Store(path) as store:
+        ingest_file(store, samples[0])
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages}")  # the file cannot grow: full
+        with pytest.raises(StoreError) as caught:
+            ingest_file(store, samples[1])
+        assert str(caught.value) == (
+            f"{path}: the disk is full (database or disk is full); free some space in "
+            f"{tmp_path} and run again: nothing was lost"
+        )
+        cause = caught.value.__cause__
+        assert isinstance(cause, sqlite3.OperationalError)
+        assert cause.sqlite_errorcode == sqlite3.SQLITE_FULL
+        assert not store._db.in_transaction and [d.id for d in store.dumps()] == [1]
+        store._db.execute("PRAGMA max_page_count = 1073741823")  # space again: resume
+        assert ingest_file(store, samples[1]).new > 0
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_rollback_that_fails_does_not_hide_the_error(tmp_path: Path) -> None:
+    """A ROLLBACK that fails itself (here interrupted by SQLite's progress handler) is
+    noted on the error that caused it, and the next transaction starts clean."""
+    with Store(tmp_path / "state.db") as store:
+        with pytest.raises(ValueError, match="the real problem") as caught:
+            with store.transaction() as db:
+                db.execute("INSERT INTO meta(key, value) VALUES ('half', 'done')")
+                db.set_progress_handler(lambda: 1, 1)  # every statement is interrupted
+                raise ValueError("the real problem")
+        assert any("ROLLBACK" in note for note in caught.value.__notes__)
+        store._db.set_progress_handler(None, 1)
+        assert store._db.in_transaction  # SQLite could not roll back...
+        with store.transaction() as db:  # ...so the next transaction rolls it back first
+            assert db.execute("SELECT * FROM meta WHERE key='half'").fetchone() is None
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The run failed with exit 1 and one `error:` line, no traceback (log lines aside)."""
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    return line
+
+
+# 0 bytes left: SQLite cannot even open the file (before: "it is damaged ... Move it
+# aside"); 64 KB left: it opens, and a write fails (before: a sqlite3 traceback).
+@pytest.mark.parametrize("leave", [0, 64 * 1024])
+def test_a_full_disk_under_the_database(
+    project: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch, leave: int
+) -> None:
+    database = small_disk / "newsletter.db"
+    monkeypatch.setenv("NEWSLETTER_DATABASE_PATH", str(database))
+    write_subscribers(project / "subscribers.yaml", 1000)  # a ledger larger than 64 KB
+    first, second = sorted(str(p) for p in (project / "dumps").iterdir())
+    assert _cli("ingest", first).returncode == 0
+    filler = fill(small_disk, leave=leave)
+    full = re.compile(
+        rf"error: {re.escape(str(database))}: the disk is full \((database or disk is full|disk "
+        rf"I/O error)\); free some space in {re.escape(str(small_disk))} and run again: "
+        "nothing was lost"
+    )
+    assert full.fullmatch(_one_error_line(_cli("ingest", second)))
+    assert full.fullmatch(_one_error_line(_cli("send", "--dry-run")))
+    filler.unlink()
+    with sqlite3.connect(database) as db:  # intact, and holding only what was committed
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT name FROM dumps").fetchall() == [(first,)]
+        assert db.execute("SELECT COUNT(*) FROM issues").fetchone() == (0,)
+    # With space again, the same commands resume.
+    assert "new" in _cli("ingest", second).stdout
+    sent = _cli("send", "--dry-run")
+    assert sent.returncode == 0, sent.stderr
+    assert "1000 message(s) in" in sent.stdout
