@@ -27,6 +27,7 @@ from newsletter.dumps.model import (
     TEXT_BROWSER,
     Dump,
     Paper,
+    merged,
     paper_key,
 )
 from newsletter.dumps.page_text import parse_page_text
@@ -86,7 +87,7 @@ def parse_dump(text: str, *, name: str, received_at: datetime) -> Dump:
         dump = parse_text_browser(text, name=name, received_at=received_at)
     else:
         dump = parse_page_text(text, name=name, received_at=received_at)
-    dump = within_bounds(dump, received_at=received_at)
+    dump = within_bounds(merged(dump), received_at=received_at)
     if not dump.papers:
         raise DumpError(
             f"not a dump: no entry of it is a plausible paper ({len(dump.warnings)} "

@@ -37,8 +37,6 @@ from newsletter.dumps.model import (
     API_JSON,
     Dump,
     Paper,
-    deduplicate,
-    duplicates_warning,
     fold,
     paper_key,
     shorten,
@@ -278,12 +276,11 @@ def parse_api_json(text: str, *, name: str, received_at: datetime) -> Dump:
         why = "the list is empty" if not entries else "no entry has a title"
         raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name, line=1)
     page_date = max(found.listed or found.published or [received_at.date()])
-    kept = deduplicate(found.papers)
     return Dump(
         name=name,
         page_date=page_date,
-        papers=kept,
-        warnings=found.warnings + duplicates_warning(name, len(found.papers), len(kept)),
+        papers=found.papers,
+        warnings=found.warnings,
         shape=API_JSON,
         evidence=(API_ENTRIES,) if found.evidenced else (),
     )

@@ -49,8 +49,8 @@ from newsletter.dumps.model import (
     Dump,
     Paper,
     deduplicate,
-    duplicates_warning,
     fold,
+    has_metadata_lines,
     paper_key,
     shorten,
 )
@@ -683,7 +683,7 @@ def _evidence(papers: list[Paper], *, chrome: bool, api: bool) -> tuple[str, ...
         evidence.append(API_ENTRIES)
     if chrome:
         evidence.append(PAGE_CHROME)
-    if any(p.published and (p.authors_count or p.organization) for p in papers):
+    if has_metadata_lines(papers):
         evidence.append(METADATA_LINES)
     return tuple(evidence)
 
@@ -725,8 +725,8 @@ def parse_html(text: str, *, name: str, received_at: datetime) -> Dump:
     return Dump(
         name=name,
         page_date=page_date,
-        papers=kept,
-        warnings=warnings + duplicates_warning(name, len(papers), len(kept)),
+        papers=papers,  # their duplicates are merged with the other shapes' (model.merged)
+        warnings=warnings,
         shape=HTML,
         evidence=_evidence(kept, chrome=_shows_chrome(tree), api=found.evidenced > 0),
     )

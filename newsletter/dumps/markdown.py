@@ -59,9 +59,8 @@ from newsletter.dumps.model import (
     PAPER_LINKS,
     Dump,
     Paper,
-    deduplicate,
-    duplicates_warning,
     fold,
+    has_metadata_lines,
     paper_key,
     shorten,
 )
@@ -694,19 +693,18 @@ def parse_markdown(text: str, *, name: str, received_at: datetime) -> Dump:
         if page.entries:
             why += f" ({len(page.entries)} heading(s) without an abstract skipped)"
         raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name)
-    kept = deduplicate(papers)
     evidence = []
     if any(entry.hf_link for entry in page.entries):
         evidence.append(PAPER_LINKS)
     if page.chrome or is_signature_chrome(header_title):
         evidence.append(PAGE_CHROME)
-    if any(p.published and (p.authors_count or p.organization) for p in kept):
+    if has_metadata_lines(papers):
         evidence.append(METADATA_LINES)
     return Dump(
         name=name,
         page_date=page_date,
-        papers=kept,
-        warnings=warnings + duplicates_warning(name, len(papers), len(kept)),
+        papers=papers,
+        warnings=warnings,
         shape=MARKDOWN,
         evidence=tuple(evidence),
     )

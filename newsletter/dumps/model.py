@@ -160,10 +160,18 @@ def deduplicate(papers: Iterable[Paper]) -> list[Paper]:
     return out
 
 
-def duplicates_warning(name: str, listed: int, kept: int) -> list[str]:
-    """The one warning about entries merged by `deduplicate` (none when none was)."""
-    merged = listed - kept
-    if merged <= 0:
-        return []
-    plural = "entry" if merged == 1 else "entries"
-    return [f"{name}: {merged} duplicate {plural} merged into the paper listed first"]
+def merged(dump: Dump) -> Dump:
+    """The dump with one record per paper (see `deduplicate`) and one warning saying how
+    many entries were merged, if any. Every reader's dump passes through here."""
+    kept = deduplicate(dump.papers)
+    count = len(dump.papers) - len(kept)
+    if count <= 0:
+        return dump
+    plural = "entry" if count == 1 else "entries"
+    warning = f"{dump.name}: {count} duplicate {plural} merged into the paper listed first"
+    return replace(dump, papers=kept, warnings=[*dump.warnings, warning])
+
+
+def has_metadata_lines(papers: Iterable[Paper]) -> bool:
+    """Does any paper show the page's metadata line: authors or organisation, and a date?"""
+    return any(p.published and (p.authors_count or p.organization) for p in papers)

@@ -39,8 +39,7 @@ from newsletter.dumps.model import (
     PAPER_LINKS,
     Dump,
     Paper,
-    deduplicate,
-    duplicates_warning,
+    has_metadata_lines,
     paper_key,
     shorten,
 )
@@ -421,7 +420,7 @@ def _evidence(papers: list[Paper], links: _Links | None, chrome: bool) -> tuple[
         evidence.append(PAPER_LINKS)
     if chrome:
         evidence.append(PAGE_CHROME)
-    if any(p.published and (p.authors_count or p.organization) for p in papers):
+    if has_metadata_lines(papers):
         evidence.append(METADATA_LINES)
     return tuple(evidence)
 
@@ -446,14 +445,13 @@ def parse_page_text(text: str, *, name: str, received_at: datetime) -> Dump:
             plural = "entry" if builder.skipped == 1 else "entries"
             why += f" ({builder.skipped} broken {plural} skipped)"
         raise DumpError(f"not a dump: {why}; {EXPECTED}", path=name, line=start.header_number)
-    kept = deduplicate(papers)
     return Dump(
         name=name,
         page_date=start.page_date,
-        papers=kept,
-        warnings=builder.warnings + duplicates_warning(name, len(papers), len(kept)),
+        papers=papers,
+        warnings=builder.warnings,
         shape=LINKED_TEXT if links is not None else PAGE_TEXT,
-        evidence=_evidence(kept, links, any(is_signature_chrome(line) for _, line in lines)),
+        evidence=_evidence(papers, links, any(is_signature_chrome(line) for _, line in lines)),
     )
 
 

@@ -51,8 +51,6 @@ from newsletter.dumps.model import (
     TEXT_BROWSER,
     Dump,
     Paper,
-    deduplicate,
-    duplicates_warning,
     fold,
     paper_key,
     shorten,
@@ -1025,7 +1023,6 @@ def parse_text_browser(text: str, *, name: str, received_at: datetime) -> Dump:
             f"({len(urls)} with a URL); {EXPECTED}",
             path=name,
         )
-    kept = deduplicate(papers)
     evidence = []
     if any(hf_paper_id(entry.title.url or "") for entry in entries):
         evidence.append(PAPER_LINKS)
@@ -1033,13 +1030,13 @@ def parse_text_browser(text: str, *, name: str, received_at: datetime) -> Dump:
         evidence.append(PAGE_CHROME)
     # "7 authors" and a date; an organisation and a date is how a news page signs its
     # stories too ("By Dana Whitfield · Mar 11"), so it is no evidence here.
-    if any(p.published and p.authors_count for p in kept):
+    if any(p.published and p.authors_count for p in papers):
         evidence.append(METADATA_LINES)
     return Dump(
         name=name,
         page_date=page_date,
-        papers=kept,
-        warnings=warnings + duplicates_warning(name, len(papers), len(kept)),
+        papers=papers,
+        warnings=warnings,
         shape=TEXT_BROWSER,
         evidence=tuple(evidence),
     )
