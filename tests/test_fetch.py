@@ -12,6 +12,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -91,6 +93,36 @@ def request_url(server: RunningServer, day: date = DAY) -> str:
 
 
 # -- retries, timeouts, and what is (not) written -----------------------------------------
+
+
+@contextmanager
+def running_service(
+    project: Path, env: dict[str, str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `newsletter run --dry-run` logging to `log_path`, killed if still alive."""
+    with log_path.open("wb") as log:
+        service = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "run", "--dry-run"],
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield service
+        finally:
+            if service.poll() is None:
+                service.kill()
+                service.wait(10)
+
+
+def wait_until(service: subprocess.Popen[bytes], log_path: Path, done: Callable[[], bool]) -> None:
+    """Wait for `done` while the service runs; fail with its log otherwise."""
+    deadline = time.monotonic() + TIMEOUT
+    while not done():
+        assert service.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
 
 
 def test_429_with_retry_after_then_200_waits_and_writes_once(isolated: Path) -> None:
@@ -437,26 +469,10 @@ def test_the_service_fetches_at_start_and_retries_until_it_has_papers(project: P
         )
         today = datetime.now(ZoneInfo(env["NEWSLETTER_TIMEZONE"])).date()
         log_path = project / "run.log"
-        with log_path.open("wb") as log:
-            service = subprocess.Popen(
-                [sys.executable, "-m", "newsletter", "run", "--dry-run"],
-                cwd=project,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                deadline = time.monotonic() + TIMEOUT
-                while "with 3 papers, 3 new" not in log_path.read_text():
-                    assert service.poll() is None, log_path.read_text()
-                    assert time.monotonic() < deadline, log_path.read_text()
-                    time.sleep(0.1)
-                service.terminate()
-                assert service.wait(TIMEOUT) == 0
-            finally:
-                if service.poll() is None:
-                    service.kill()
-                    service.wait(10)
+        with running_service(project, env, log_path) as service:
+            wait_until(service, log_path, lambda: "with 3 papers, 3 new" in log_path.read_text())
+            service.terminate()
+            assert service.wait(TIMEOUT) == 0
     text = log_path.read_text()
     assert [r.query["date"] for r in server.requests] == [[today.isoformat()]] * 3
     failed = [line for line in text.splitlines() if "fetching the papers" in line]
@@ -472,28 +488,12 @@ def test_a_stop_does_not_wait_for_a_hanging_fetch(project: Path) -> None:
     with http_server(Reply(200, api_body(), hang=120)) as server:
         env = service_env(server, NEWSLETTER_FETCH_TIMEOUT="120")
         log_path = project / "run.log"
-        with log_path.open("wb") as log:
-            service = subprocess.Popen(
-                [sys.executable, "-m", "newsletter", "run", "--dry-run"],
-                cwd=project,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                deadline = time.monotonic() + TIMEOUT
-                while not server.requests:
-                    assert service.poll() is None, log_path.read_text()
-                    assert time.monotonic() < deadline, log_path.read_text()
-                    time.sleep(0.1)
-                stopped = time.monotonic()
-                service.terminate()
-                assert service.wait(TIMEOUT) == 0, log_path.read_text()
-                assert time.monotonic() - stopped < 10  # not the fetch's 120 s
-            finally:
-                if service.poll() is None:
-                    service.kill()
-                    service.wait(10)
+        with running_service(project, env, log_path) as service:
+            wait_until(service, log_path, lambda: bool(server.requests))
+            stopped = time.monotonic()
+            service.terminate()
+            assert service.wait(TIMEOUT) == 0, log_path.read_text()
+            assert time.monotonic() - stopped < 10  # not the fetch's 120 s
     text = log_path.read_text()
     assert "fetch abandoned: stopping" in text and "newsletter service stopped" in text
     assert "failed" not in text and inbox_files(project) == []
@@ -510,26 +510,10 @@ def test_the_send_waits_for_a_fetch_in_flight(project: Path) -> None:
             NEWSLETTER_FETCH_TIMEOUT="30",
         )
         log_path = project / "run.log"
-        with log_path.open("wb") as log:
-            service = subprocess.Popen(
-                [sys.executable, "-m", "newsletter", "run", "--dry-run"],
-                cwd=project,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                deadline = time.monotonic() + TIMEOUT
-                while "(dry run): wrote" not in log_path.read_text():
-                    assert service.poll() is None, log_path.read_text()
-                    assert time.monotonic() < deadline, log_path.read_text()
-                    time.sleep(0.1)
-                service.terminate()
-                assert service.wait(TIMEOUT) == 0
-            finally:
-                if service.poll() is None:
-                    service.kill()
-                    service.wait(10)
+        with running_service(project, env, log_path) as service:
+            wait_until(service, log_path, lambda: "(dry run): wrote" in log_path.read_text())
+            service.terminate()
+            assert service.wait(TIMEOUT) == 0
     text = log_path.read_text()
     order = [
         "waiting for the fetch in flight",
