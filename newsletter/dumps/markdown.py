@@ -78,6 +78,7 @@ from newsletter.dumps.vocabulary import (
     is_chrome,
     is_signature_chrome,
     month_day_exists,
+    page_url_date,
     parse_count,
     read_date_line,
     resolve_page_date,
@@ -96,7 +97,6 @@ EXPECTED = (
 
 _ZERO_RE = re.compile(r"^[-–—]$")  # the page shows "-" for no upvotes
 _HAS_LETTER_RE = re.compile(r"[^\W\d_]")
-_PAGE_URL_DATE_RE = re.compile(r"/papers(?:/date/|/?\?(?:[^#\s]*&)?date=)(\d{4}-\d{2}-\d{2})")
 _TRENDING_URL_RE = re.compile(r"/papers/trending\b")
 _GITHUB_RE = re.compile(r"^(?:https?://)?(?:www\.)?github\.com/([\w.-]+)/([\w.-]+)", re.I)
 _NAMED_PAPER_RE = re.compile(r"/papers/(\d{4}\.\d{4,5})(?![\d.])")
@@ -576,14 +576,7 @@ def _fields(content: list[tuple[str, int]]) -> _Fields:
 
 
 def _url_date(header: Header) -> date | None:
-    for url in header.urls:
-        found = _PAGE_URL_DATE_RE.search(url)
-        if found:
-            try:
-                return date.fromisoformat(found.group(1))
-            except ValueError:
-                continue
-    return None
+    return next(filter(None, map(page_url_date, header.urls)), None)
 
 
 def _page_date_from(before: list[Atom], received_at: datetime) -> date | None:

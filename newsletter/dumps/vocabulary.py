@@ -295,7 +295,7 @@ def is_arxiv_id(text: str) -> bool:
 
 
 # The page of one day: "/papers/date/2025-03-11", "/papers?date=2025-03-11".
-_PAGE_URL_DATE_RE = re.compile(r"/papers(?:/date/|\?(?:[^#\s]*&)?date=)(\d{4}-\d{2}-\d{2})")
+_PAGE_URL_DATE_RE = re.compile(r"/papers(?:/date/|/?\?(?:[^#\s]*&)?date=)(\d{4}-\d{2}-\d{2})")
 
 
 def page_url_date(url: str) -> date | None:
