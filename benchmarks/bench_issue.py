@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     generate(
         work, subscribers=args.subscribers, papers=args.papers, page_date=today, seed=args.seed
     )
-    (work / "templates").symlink_to(ROOT / "templates")
+    (work / "templates").symlink_to(ROOT / "newsletter" / "templates")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_WEEKLY_DAY"] = str(today.weekday())  # weekly subscribers get it too
 

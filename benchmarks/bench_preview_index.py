@@ -60,7 +60,7 @@ Get = Callable[[], float]  # one GET /, checked; returns its latency in seconds
 
 def build_project(folder: Path, subscribers: int, papers: int, seed: int) -> None:
     rng = random.Random(seed)
-    shutil.copytree(ROOT / "templates", folder / "templates")
+    shutil.copytree(ROOT / "newsletter" / "templates", folder / "templates")
     write_subscribers(folder / "subscribers.yaml", subscribers, rng)
     dumps = sorted(SAMPLES.glob("*.txt"))
     if papers:

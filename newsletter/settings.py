@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import ssl
 from datetime import date, datetime, time, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -26,6 +27,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.errors import ConfigError
+
+# The templates shipped inside the package: the default wherever `newsletter` is installed.
+PACKAGED_TEMPLATES = Path(str(resources.files("newsletter").joinpath("templates")))
 
 # Used only for dry runs and previews when no secret_key is configured: tokens signed
 # with it are never sent to anyone.
@@ -67,7 +71,7 @@ class Settings(BaseSettings):
     inbox_dir: Path = Path("inbox")
     outbox_dir: Path = Path("outbox")
     subscribers_file: Path = Path("subscribers.yaml")
-    templates_dir: Path = Path("templates")
+    templates_dir: Path = PACKAGED_TEMPLATES  # NEWSLETTER_TEMPLATES_DIR: your own copy
 
     # What the email says about itself
     from_address: str = "Research Digest <digest@example.org>"

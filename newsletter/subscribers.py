@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import yaml
 from email_validator import EmailNotValidError, validate_email
-from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -31,6 +30,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.resolver import implicit_resolvers
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from newsletter import tokens
 from newsletter.errors import SubscribersError
 
 DEFAULT_MAX_PAPERS = 10
@@ -415,18 +415,9 @@ def load_subscribers(path: str | Path) -> list[Subscriber]:
     return parse_subscribers(text, path=path)
 
 
-_TOKEN_SALT = "newsletter.unsubscribe"
-
-
-@lru_cache(maxsize=8)
-def _token_serializer(secret_key: str) -> URLSafeSerializer:
-    # Made once per key: building one costs as much as signing with it (100k links/issue).
-    return URLSafeSerializer(secret_key, salt=_TOKEN_SALT)
-
-
 def unsubscribe_token(email: str, secret_key: str) -> str:
     """A signed, URL-safe token naming one subscriber (for the unsubscribe link)."""
-    return str(_token_serializer(secret_key).dumps(email.lower()))
+    return tokens.sign("unsubscribe", email.lower(), secret_key)
 
 
 def unsubscribe_url(base_url: str, email: str, secret_key: str) -> str:
@@ -436,10 +427,7 @@ def unsubscribe_url(base_url: str, email: str, secret_key: str) -> str:
 
 def read_unsubscribe_token(token: str, secret_key: str) -> str | None:
     """The address a token was made for, or None for a forged or damaged token."""
-    try:
-        value = _token_serializer(secret_key).loads(token)
-    except BadSignature:
-        return None
+    value = tokens.read("unsubscribe", token, secret_key)
     return value if isinstance(value, str) else None
 
 

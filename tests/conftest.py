@@ -43,10 +43,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
-def project(isolated: Path) -> Path:
-    """A working folder laid out like the repository: templates, subscribers, sample dumps
-    (with a fixed modification time so page years are deterministic)."""
-    shutil.copytree(REPO / "templates", isolated / "templates")
+def project(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder laid out like the repository: an editable copy of the templates
+    (NEWSLETTER_TEMPLATES_DIR=templates), subscribers, sample dumps (with a fixed
+    modification time so page years are deterministic)."""
+    shutil.copytree(REPO / "newsletter" / "templates", isolated / "templates")
+    monkeypatch.setenv("NEWSLETTER_TEMPLATES_DIR", "templates")
     shutil.copy(REPO / "subscribers.example.yaml", isolated / "subscribers.yaml")
     dumps = isolated / "dumps"
     dumps.mkdir()

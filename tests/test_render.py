@@ -36,7 +36,7 @@ from newsletter.render import (
 from newsletter.subscribers import Subscriber
 from tests.smtp_server import smtp_server
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent.parent / "newsletter" / "templates"
 ISSUE = date(2026, 11, 19)
 SOURCE = "Hugging Face Daily Papers, Nov 19 2026"
 UNSUB = "https://digest.example.org/unsubscribe?token=abc.DEF_123&v=1"
