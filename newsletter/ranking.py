@@ -324,21 +324,37 @@ class Match:
     close: bool = False  # picked by meaning alone: the paper's vector is close to the topic's
 
     def describe(self) -> str:
-        """`topic ("word" in title)`: the topic and where its words were found; for a
-        semantic-only match `close to topic`."""
+        """How the topic was found, without saying it twice: `continual learning in the
+        title and abstract` when the topic itself was found, `rl ("reinforcement
+        learning" in the title)` for other words, `knowledge distillation in the title,
+        with "teacher" in the abstract` for both; `close to topic` for a semantic-only
+        match."""
         if self.close:
             return f"close to {self.topic}"
-        if not self.words:
-            return self.topic
-        groups: dict[str, list[str]] = {}
+        itself: list[str] = []
+        others: dict[str, list[str]] = {}
         for index, word in enumerate(self.words):
             place = self.places[index] if index < len(self.places) else ""
-            groups.setdefault(place, []).append(f'"{word}"')
-        rendered = [
-            _join_and(quoted) + (f" in {place}" if place else "")
-            for place, quoted in groups.items()
-        ]
-        return f"{self.topic} ({'; '.join(rendered)})"
+            if _same_words(word, self.topic):
+                itself.append(place)
+            else:
+                others.setdefault(place, []).append(f'"{word}"')
+        quoted = ", ".join(
+            _join_and(words) + (f" in the {place}" if place else "")
+            for place, words in others.items()
+        )
+        found = [place for place in itself if place]
+        direct = f"{self.topic} in the {found[0]}" if found else self.topic
+        if not others:
+            return direct
+        if itself:
+            return f"{direct}, with {quoted}"
+        return f"{self.topic} ({quoted})"
+
+
+def _same_words(first: str, second: str) -> bool:
+    """The same words, whatever the case, hyphens and punctuation between them."""
+    return _WORD.findall(first.casefold()) == _WORD.findall(second.casefold())
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +373,7 @@ class Pick:
     @property
     def why(self) -> str:
         """One human line: which topics and words drove the score, e.g.
-        `Matches knowledge distillation ("knowledge distillation" in title)`."""
+        `Matches knowledge distillation in the title`."""
         if self.reason:
             return self.reason
         # What the words matched first, then what only the meaning is close to.
