@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     digests = [
         renderer.render(subscriber=s, picks=p, issue_date=today,
-                        unsubscribe_url="https://news.example.org/unsubscribe/x", source="bench")
+                        unsubscribe_url="https://news.example.org/unsubscribe/x")
         for s, p in sample
     ]  # fmt: skip
     rows.append(

@@ -27,13 +27,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from newsletter.archive_links import FeedRef, IssueRef, archive_url, feed_url
 from newsletter.delivery import OutboxWriter
 from newsletter.dumps import Paper
 from newsletter.ranking import Pick
-from newsletter.render import Renderer, build_message, message_id_for
+from newsletter.render import Renderer, build_message, list_id_for, message_id_for
 from newsletter.settings import Settings
 from newsletter.store import Issue, PlannedPick
 from newsletter.subscribers import Subscriber, unsubscribe_url
@@ -58,7 +59,7 @@ class IssueContext:
 
     settings: Settings
     issue: Issue
-    source: str
+    pages: dict[str, date]  # paper key -> the date of the Daily Papers page it came from
     papers: dict[str, Paper]
 
 
@@ -73,6 +74,7 @@ class MessageMaker:
         self._id_key = issue.key + (".dry" if issue.dry_run else "")
         self._signing_key = context.settings.signing_key(dry_run=issue.dry_run)
         self._domain = context.settings.sender_domain  # parsed once, not per message
+        self._list_id = list_id_for(context.settings.digest_name, self._domain)
         self._writer: OutboxWriter | None = None
 
     def unsubscribe_url(self, email: str) -> str:
@@ -80,13 +82,23 @@ class MessageMaker:
 
     def message(self, subscriber: Subscriber, picks: Sequence[Pick]) -> bytes:
         settings = self.context.settings
+        issue = self.context.issue
         unsubscribe_url = self.unsubscribe_url(subscriber.email)
         digest = self.renderer.render(
             subscriber=subscriber,
             picks=picks,
-            issue_date=self.context.issue.issue_date,
+            issue_date=issue.issue_date,
             unsubscribe_url=unsubscribe_url,
-            source=self.context.source,
+            pages=self.context.pages,
+            digest_name=settings.digest_name,
+            archive_url=archive_url(
+                settings.base_url,
+                IssueRef(subscriber.key, issue.key, issue.dry_run),
+                self._signing_key,
+            ),
+            feed_url=feed_url(
+                settings.base_url, FeedRef(subscriber.key, issue.dry_run), self._signing_key
+            ),
         )
         return build_message(
             from_address=settings.from_address,
@@ -95,6 +107,7 @@ class MessageMaker:
             unsubscribe_url=unsubscribe_url,
             message_id=message_id_for(self._id_key, subscriber.email, self._domain),
             date=datetime.now(UTC),
+            list_id=self._list_id,
         )
 
     def job_message(self, job: Job) -> bytes:

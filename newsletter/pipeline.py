@@ -339,15 +339,6 @@ def build_issue(
     )
 
 
-def source_line(store: Store, last_dump_id: int) -> str:
-    """Where an issue's papers came from, for the footer."""
-    pages = store.page_dates_up_to(last_dump_id)
-    if not pages:
-        return "Hugging Face Daily Papers"
-    newest = max(pages)
-    return f"Hugging Face Daily Papers, page of {newest:%b} {newest.day}, {newest.year}"
-
-
 def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list[Pick]:
     """What one subscriber would receive if the next issue were built now."""
     today = issue_date_now(settings)
@@ -396,7 +387,8 @@ def preview_digest(
         unsubscribe_url=unsubscribe_url(
             settings.base_url, subscriber.email, settings.signing_key(dry_run=True)
         ),
-        source=source_line(store, store.latest_dump_id()),
+        pages=store.page_dates_of(pick.paper.key for pick in picks),
+        digest_name=settings.digest_name,
     )
     return digest, picks
 
@@ -520,11 +512,9 @@ def preflight(todo: Sequence[Subscriber], build: Callable[[Subscriber], bytes]) 
 
 def issue_context(settings: Settings, store: Store, issue: Issue) -> IssueContext:
     """What every message of the issue shares, the papers of all its picks included."""
+    papers = store.issue_papers(issue.id)
     return IssueContext(
-        settings=settings,
-        issue=issue,
-        source=source_line(store, issue.last_dump_id),
-        papers=store.issue_papers(issue.id),
+        settings=settings, issue=issue, pages=store.page_dates_of(papers), papers=papers
     )
 
 

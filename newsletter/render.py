@@ -28,40 +28,46 @@ import re
 import secrets
 import textwrap
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import jinja2
 import mjml
 
-from newsletter.dumps import Paper
+from newsletter.daily_pages import day_page_url, source_pages, sources_text
 from newsletter.errors import TemplateError
+from newsletter.headline import SUBJECT_CHARS, headline_title, more_text, preheader_for
+from newsletter.paper_card import PaperCard, paper_card
 from newsletter.ranking import Pick
 from newsletter.subscribers import Subscriber, ascii_domain
+from newsletter.wording import (
+    excerpt,
+    fit,
+    format_date,
+    format_short_date,
+    join_words,
+    one_line,
+    plural,
+    shorten,
+)
 
 HTML_TEMPLATE = "digest.mjml.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
 SUBJECT_TEMPLATE = "subject.txt.j2"
 TEMPLATE_NAMES = (HTML_TEMPLATE, TEXT_TEMPLATE, SUBJECT_TEMPLATE)
 
-EXCERPT_CHARS = 300  # abstract excerpt length, cut at a word boundary
 TEXT_WIDTH = 76  # wrap width of the excerpts in the text part
 MAX_LINE_CHARS = 998  # RFC 5322 line limit, also kept inside the text part
 MAX_DOMAIN_CHARS = 253  # the longest DNS name
-PREHEADER_TOPICS = 3  # topics named in the preheader before "and more"
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-HF_PAPER_URL = "https://huggingface.co/papers/{}"
-HF_SEARCH_URL = "https://huggingface.co/papers?q={}"
+DEFAULT_DIGEST_NAME = "Research Digest"
 
 _MJML_HINT = (
     "check that every MJML element is closed and allowed where it stands; "
@@ -82,54 +88,49 @@ class Digest:
 
 @dataclass(frozen=True)
 class PaperView:
-    """What the templates show of one pick, already formatted (templates stay simple)."""
+    """One pick as the templates show it: the reader's own parts (its number, the
+    why-line) and the paper's `card`, which is the same for every reader (see
+    `paper_card`). The other attributes read through to the card."""
 
     number: int
-    title: str
-    url: str
-    authors: str  # "4 authors", "1 author", the organisation, or ""
-    published: str  # "Nov 1, 2022" or ""
-    upvotes: int
-    upvotes_text: str  # "12 upvotes", "1 upvote", or "" when there are none
-    meta: str  # authors · published · upvotes, the parts that exist
     why: str
-    excerpt: str
+    card: PaperCard
+
+    @property
+    def title(self) -> str:
+        return self.card.title
+
+    @property
+    def url(self) -> str:
+        return self.card.url
+
+    @property
+    def authors(self) -> str:
+        return self.card.authors
+
+    @property
+    def published(self) -> str:
+        return self.card.published
+
+    @property
+    def upvotes(self) -> int:
+        return self.card.upvotes
+
+    @property
+    def upvotes_text(self) -> str:
+        return self.card.upvotes_text
+
+    @property
+    def meta(self) -> str:
+        return self.card.meta
+
+    @property
+    def excerpt(self) -> str:
+        return self.card.summary
 
 
 # ---------------------------------------------------------------------------------------
-# Formatting helpers (also the Jinja filters)
-
-
-def one_line(text: str) -> str:
-    """Collapse every run of whitespace (newlines included) to a single space."""
-    return " ".join(text.split())
-
-
-def format_date(value: date) -> str:
-    """`Nov 1, 2022` (English month names, whatever the process locale)."""
-    return f"{_MONTHS[value.month - 1]} {value.day}, {value.year}"
-
-
-def format_short_date(value: date) -> str:
-    """`Nov 1`."""
-    return f"{_MONTHS[value.month - 1]} {value.day}"
-
-
-def shorten(text: str, limit: int = 70) -> str:
-    """At most `limit` characters plus an ellipsis, cut at a word boundary when there is
-    one in the last 40% (else mid-word, for very long unbroken words)."""
-    text = one_line(text)
-    if len(text) <= limit:
-        return text
-    cut = text.rfind(" ", 0, limit + 1)
-    if cut < limit * 0.6:
-        cut = limit
-    return text[:cut].rstrip(" ,;:.-\u2013\u2014") + "\u2026"
-
-
-def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """The start of an abstract: about `limit` characters, cut at a word boundary."""
-    return shorten(text, limit)
+# Formatting helpers (also the Jinja filters; the text ones live in `wording`)
 
 
 @lru_cache(maxsize=4096)
@@ -147,42 +148,6 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
     )
 
 
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    """`1 author`, `4 authors`."""
-    word = singular if count == 1 else (plural_form or singular + "s")
-    return f"{count} {word}"
-
-
-def join_words(items: Sequence[str]) -> str:
-    """`a`, `a and b`, `a, b and c`."""
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def paper_url(arxiv_id: str | None, title: str) -> str:
-    """The paper's Hugging Face page, or a Hugging Face search for its title."""
-    if arxiv_id and arxiv_id.strip():
-        return HF_PAPER_URL.format(quote(arxiv_id.strip(), safe="./"))
-    return HF_SEARCH_URL.format(quote(one_line(title), safe=""))
-
-
-@lru_cache(maxsize=8192)
-def _paper_parts(paper: Paper) -> tuple[str, str, str, str, str, str, str]:
-    """What a paper shows whoever it is picked for (cached: papers recur across
-    recipients): title, url, authors, published, upvotes text, meta line, excerpt."""
-    if paper.authors_count is not None:
-        authors = plural(paper.authors_count, "author")
-    else:
-        authors = one_line(paper.organization or "")
-    published = format_date(paper.published) if paper.published is not None else ""
-    upvotes_text = plural(paper.upvotes, "upvote") if paper.upvotes > 0 else ""
-    meta = " \u00b7 ".join(part for part in (authors, published, upvotes_text) if part)
-    title = one_line(paper.title)
-    url = paper_url(paper.arxiv_id, paper.title)
-    return title, url, authors, published, upvotes_text, meta, excerpt(paper.abstract)
-
-
 @lru_cache(maxsize=8192)
 def _one_line_why(why: str) -> str:
     return one_line(why)
@@ -190,36 +155,7 @@ def _one_line_why(why: str) -> str:
 
 def paper_view(number: int, pick: Pick) -> PaperView:
     """Format one pick for the templates."""
-    title, url, authors, published, upvotes_text, meta, short = _paper_parts(pick.paper)
-    return PaperView(
-        number=number,
-        title=title,
-        url=url,
-        authors=authors,
-        published=published,
-        upvotes=max(pick.paper.upvotes, 0),
-        upvotes_text=upvotes_text,
-        meta=meta,
-        why=_one_line_why(pick.why),
-        excerpt=short,
-    )
-
-
-def preheader_for(subscriber: Subscriber, picks: Sequence[Pick]) -> str:
-    """Hidden preview text: `5 papers on knowledge distillation, continual learning`."""
-    topics: list[str] = []
-    for pick in picks:
-        for match in pick.matches:
-            if match.topic not in topics:
-                topics.append(match.topic)
-    if not topics:
-        topics = [topic.topic for topic in subscriber.topics]
-    named = ", ".join(topics[:PREHEADER_TOPICS])
-    if len(topics) > PREHEADER_TOPICS:
-        named += " and more"
-    if not picks:
-        return shorten(f"No new papers on {named} this time", 140)
-    return shorten(f"{plural(len(picks), 'paper')} on {named}", 140)
+    return PaperView(number=number, why=_one_line_why(pick.why), card=paper_card(pick.paper))
 
 
 def _limit_lines(text: str, limit: int = MAX_LINE_CHARS) -> str:
@@ -249,9 +185,12 @@ def _filters() -> dict[str, Callable[..., Any]]:
     return {
         "one_line": one_line,
         "shorten": shorten,
+        "fit": fit,
+        "headline_title": headline_title,
         "excerpt": excerpt,
         "wrap": wrap,
         "format_date": format_date,
+        "format_short_date": format_short_date,
         "plural": plural,
         "join_words": join_words,
     }
@@ -273,6 +212,12 @@ def _text_environment() -> jinja2.Environment:
     )
     env.filters.update(_filters())
     return env
+
+
+def _paper_names() -> str:
+    """The attributes a template may use on a paper, for error messages."""
+    card = ", ".join(f"card.{field.name}" for field in fields(PaperCard))
+    return ", ".join(field.name for field in fields(PaperView)) + f" ({card})"
 
 
 def _line_at(source: str, offset: int) -> int:
@@ -378,7 +323,9 @@ class Renderer:
                 "drop the inline attribute and style with <mj-attributes>/<mj-class>"
             )
         try:
-            compiled = mjml.mjml2html(source, disable_comments=True)
+            # fonts={}: MJML links Google Fonts for some family names (Roboto, Lato...): a
+            # request to a third party on every open. The email uses system fonts only.
+            compiled = mjml.mjml2html(source, disable_comments=True, fonts={})
         except ValueError as exc:
             where = f"{path}"
             found = _MJML_POSITION.search(str(exc))
@@ -460,26 +407,46 @@ class Renderer:
         picks: Sequence[Pick],
         issue_date: date,
         unsubscribe_url: str,
-        source: str,
+        pages: Mapping[str, date] | None = None,
+        digest_name: str = DEFAULT_DIGEST_NAME,
+        archive_url: str = "",
+        feed_url: str = "",
+        in_browser: bool = False,
     ) -> dict[str, Any]:
-        """Everything the templates see, subject included (also for a preview page)."""
+        """Everything the templates see, subject included (also for a preview page).
+
+        `pages`: paper key -> the date of the Daily Papers page it came from (the footer
+        names the pages of this reader's papers). `archive_url`: this issue's page on the
+        web (the "view in browser" link, left out `in_browser`); `feed_url`: the reader's
+        Atom feed."""
         if self.auto_reload:
             self.reload_if_changed()
         papers = [paper_view(number, pick) for number, pick in enumerate(picks, start=1)]
         topics = [topic.topic for topic in subscriber.topics]
+        sources = source_pages(
+            (pick.paper.key for pick in picks), pages or {}, issue_date=issue_date
+        )
         context: dict[str, Any] = {
+            "digest_name": one_line(digest_name) or DEFAULT_DIGEST_NAME,
             "name": one_line(subscriber.name or ""),
             "email": subscriber.email,
             "topics": topics,
             "topics_text": join_words(topics),
             "papers": papers,
             "count": len(papers),
+            "more": more_text(len(papers)),
+            "subject_chars": SUBJECT_CHARS,
             "issue_date": issue_date,
             "issue_date_text": format_date(issue_date),
             "issue_date_short": format_short_date(issue_date),
+            "day_page_url": day_page_url(issue_date),
             "preheader": preheader_for(subscriber, picks),
             "unsubscribe_url": unsubscribe_url,
-            "source": one_line(source),
+            "archive_url": "" if in_browser else archive_url,
+            "feed_url": feed_url,
+            "in_browser": in_browser,
+            "sources": sources,
+            "sources_text": sources_text(sources),
         }
         subject = self._render(self._templates.subject, SUBJECT_TEMPLATE, context)
         context["subject"] = one_line(subject)
@@ -503,7 +470,7 @@ class Renderer:
             raise TemplateError(
                 f"{self._where(name, exc, context, source)}: cannot render: {exc}; use "
                 f"only the names the renderer provides ({', '.join(sorted(context))}; each "
-                f"paper has {', '.join(field.name for field in fields(PaperView))}), and "
+                f"paper has {_paper_names()}), and "
                 "guard what not every digest has ({% if count > 1 %})"
             ) from exc
         except (TypeError, ValueError, ArithmeticError) as exc:
@@ -542,7 +509,7 @@ class Renderer:
         )
         try:
             return mjml.mjml2html(
-                self._render(template, HTML_TEMPLATE, context), disable_comments=True
+                self._render(template, HTML_TEMPLATE, context), disable_comments=True, fonts={}
             )
         except ValueError as exc:
             raise TemplateError(
@@ -557,15 +524,24 @@ class Renderer:
         picks: Sequence[Pick],
         issue_date: date,
         unsubscribe_url: str,
-        source: str,
+        pages: Mapping[str, date] | None = None,
+        digest_name: str = DEFAULT_DIGEST_NAME,
+        archive_url: str = "",
+        feed_url: str = "",
+        in_browser: bool = False,
     ) -> Digest:
-        """Render one subscriber's digest; the picks appear in the order given."""
+        """Render one subscriber's digest; the picks appear in the order given (see
+        `render_context` for the other arguments)."""
         context = self.render_context(
             subscriber=subscriber,
             picks=picks,
             issue_date=issue_date,
             unsubscribe_url=unsubscribe_url,
-            source=source,
+            pages=pages,
+            digest_name=digest_name,
+            archive_url=archive_url,
+            feed_url=feed_url,
+            in_browser=in_browser,
         )
         html = self._render(
             self._templates.html, HTML_TEMPLATE, context, source=self._templates.html_source
@@ -637,7 +613,7 @@ class _MessagePolicy(_PolicyBase):
         return super().fold_binary(name, value)
 
 
-_UNFOLDED = frozenset({"list-unsubscribe", "list-unsubscribe-post", "message-id"})
+_UNFOLDED = frozenset({"list-unsubscribe", "list-unsubscribe-post", "message-id", "list-id"})
 _ADDRESS_HEADERS = frozenset({"to", "from"})
 _Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
 _HEADER_WIDTH = 78
@@ -799,6 +775,7 @@ def build_message_reference(
     unsubscribe_url: str,
     message_id: str,
     date: datetime,
+    list_id: str | None = None,
 ) -> bytes:
     """The reference builder (`EmailMessage` and `as_bytes()`, ~3 ms): what
     `build_message` must equal once parsed; it also builds the rare messages the fast
@@ -813,6 +790,8 @@ def build_message_reference(
     msg["Subject"] = " ".join(_encoded_words(subject)) if "=?" in subject else subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = header_value(message_id)
+    if list_id:
+        msg["List-Id"] = header_value(list_id)
     msg["List-Unsubscribe"] = f"<{header_value(unsubscribe_url)}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(
@@ -925,6 +904,7 @@ def build_message(
     unsubscribe_url: str,
     message_id: str,
     date: datetime,
+    list_id: str | None = None,
 ) -> bytes:
     """The bytes of one digest email: multipart/alternative (text first as UTF-8
     quoted-printable, HTML last as UTF-8 base64, so no line exceeds 998 octets), one-click
@@ -946,6 +926,7 @@ def build_message(
             unsubscribe_url=unsubscribe_url,
             message_id=message_id,
             date=date,
+            list_id=list_id,
         )
     boundary = f"=_{secrets.token_hex(12)}".encode("ascii")
     return b"".join(
@@ -955,6 +936,7 @@ def build_message(
             _subject_line(header_value(digest.subject)),
             f"Date: {format_datetime(date)}\r\n".encode("ascii"),
             _unfolded_line("Message-ID", header_value(message_id)),
+            _unfolded_line("List-Id", header_value(list_id)) if list_id else b"",
             _unfolded_line("List-Unsubscribe", f"<{header_value(unsubscribe_url)}>"),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
             b"MIME-Version: 1.0\r\n",
@@ -974,6 +956,13 @@ _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
 def _dot_atom(value: str) -> str:
     value = _ID_UNSAFE.sub("-", value)
     return re.sub(r"\.{2,}", ".", value).strip(".")
+
+
+def list_id_for(digest_name: str, domain: str) -> str:
+    """The List-Id header (RFC 2919) of the digest sent from `domain`:
+    `Research Digest <digest.lab.org>` (the name quoted or encoded as it needs)."""
+    host = _dot_atom(domain) or "localhost"
+    return formataddr((header_value(digest_name), f"digest.{host}"))
 
 
 def message_id_for(issue_key: str, email: str, domain: str) -> str:

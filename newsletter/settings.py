@@ -37,6 +37,7 @@ DEV_SECRET_KEY = "newsletter-dev-key-not-for-real-sends"
 
 DAILY_PAPERS_API = "https://huggingface.co/api/daily_papers"
 MAX_DOMAIN_CHARS = 253  # the longest DNS name (a Message-ID ends in the sender's domain)
+MAX_DIGEST_NAME = 60  # the digest's name heads the email and its List-Id header
 FETCH_LEAD = timedelta(hours=1)  # the default fetch time is this long before the send time
 
 
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
 
     # What the email says about itself
     from_address: str = "Research Digest <digest@example.org>"
+    digest_name: str = "Research Digest"  # the email's header and List-Id, the feed's title
     base_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr | None = None
 
@@ -267,6 +269,17 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(f"{value!r} {problem}, e.g. https://news.lab.org")
         return value.rstrip("/")
+
+    @field_validator("digest_name")
+    @classmethod
+    def _one_line_name(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value or len(value) > MAX_DIGEST_NAME:
+            raise ValueError(
+                f"{value!r} must be a name of 1 to {MAX_DIGEST_NAME} characters, "
+                "e.g. 'Lab Reading List'"
+            )
+        return value
 
     @field_validator("from_address")
     @classmethod

@@ -614,6 +614,23 @@ class Store:
                 found[row["key"]] = _paper(row)
         return found
 
+    def page_dates_of(self, keys: Iterable[str]) -> dict[str, date]:
+        """The date of the page each paper came from (the dump that first listed it,
+        which is also what put it into an issue's pool); a paper whose dumps were all
+        forgotten has none."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, date] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, page_date in self._db.execute(
+                "SELECT p.key, d.page_date FROM papers p JOIN dumps d ON d.id = p.first_dump_id"
+                f" WHERE p.key IN ({marks})",
+                chunk,
+            ):
+                found[key] = date.fromisoformat(page_date)
+        return found
+
     def embeddings(self, keys: Iterable[str], *, model: str) -> dict[str, FloatVector]:
         """Stored vectors of `model` for these paper keys (absent keys are left out)."""
         wanted = list(dict.fromkeys(keys))
@@ -764,6 +781,19 @@ class Store:
             (issue_id,),
         )
         return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def received_issues(self, email: str, *, dry_run: bool, limit: int = 1000) -> list[Issue]:
+        """The issues (real, or dry runs) whose message to `email` went out (`sent`, or
+        `unknown`: the server took it), newest first. Found through the picks' index on
+        the address (every recipient of an issue has picks), not a scan of the ledger."""
+        rows = self._db.execute(
+            "SELECT i.* FROM issues i JOIN deliveries d ON d.issue_id = i.id AND d.email = ?"
+            " WHERE i.id IN (SELECT issue_id FROM delivery_papers WHERE email = ?)"
+            " AND i.dry_run = ? AND d.status IN ('sent', 'unknown')"
+            " ORDER BY i.issue_date DESC, i.id DESC LIMIT ?",
+            (email, email, int(dry_run), limit),
+        )
+        return [_issue(row) for row in rows]
 
     def deliveries(self, issue_id: int, *, statuses: Sequence[str] = STATUSES) -> list[Delivery]:
         marks = ",".join("?" * len(statuses))

@@ -29,16 +29,17 @@ from newsletter.render import (
     Renderer,
     build_message,
     build_message_reference,
-    excerpt,
     header_value,
     message_id_for,
 )
 from newsletter.subscribers import Subscriber
+from newsletter.wording import excerpt
 from tests.smtp_server import smtp_server
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "newsletter" / "templates"
 ISSUE = date(2026, 11, 19)
-SOURCE = "Hugging Face Daily Papers, Nov 19 2026"
+# The pages the papers came from: two days, so the footer must name both.
+PAGES = {"distilling": date(2026, 11, 18), "continual": date(2026, 11, 19)}
 UNSUB = "https://digest.example.org/unsubscribe?token=abc.DEF_123&v=1"
 LONG_WORD = "Pneumonoultramicroscopicsilicovolcanoconiosis" * 8  # 360 chars, no break
 SENT = datetime(2026, 11, 19, 7, 30, tzinfo=timezone(timedelta(hours=1)))
@@ -104,7 +105,7 @@ def picks() -> list[Pick]:
 @pytest.fixture(scope="module")
 def digest(renderer: Renderer, picks: list[Pick]) -> Digest:
     return renderer.render(
-        subscriber=SUBSCRIBER, picks=picks, issue_date=ISSUE, unsubscribe_url=UNSUB, source=SOURCE
+        subscriber=SUBSCRIBER, picks=picks, issue_date=ISSUE, unsubscribe_url=UNSUB, pages=PAGES
     )
 
 
@@ -141,10 +142,40 @@ def test_links_unsubscribe_and_source(digest: Digest) -> None:
     assert search in digest.text and "https://huggingface.co/papers/2211.01234" in digest.text
     assert f'href="{escape(UNSUB)}"' in digest.html
     assert UNSUB in digest.text
-    assert SOURCE in digest.html and SOURCE in digest.text
     for topic in ("knowledge distillation", "continual learning", "tokenizers"):
         assert topic in digest.html.split("You receive this digest")[1]
         assert topic in digest.text.split("You receive this digest")[1]
+
+
+def test_footer_names_every_page_the_papers_came_from(digest: Digest) -> None:
+    footer = digest.html.split("You receive this digest")[1]
+    day_18 = '<a href="https://huggingface.co/papers/date/2026-11-18">Nov 18</a>'
+    day_19 = '<a href="https://huggingface.co/papers/date/2026-11-19">Nov 19</a>'
+    assert f"Daily Papers pages of {day_18} and {day_19}." in footer
+    text = digest.text.split("You receive this digest")[1]
+    assert "Papers from the Hugging Face Daily Papers pages of Nov 18 and Nov 19:" in text
+    assert "https://huggingface.co/papers/date/2026-11-18" in text
+
+
+def test_footer_names_only_the_pages_of_this_readers_papers(renderer: Renderer) -> None:
+    one = renderer.render(
+        subscriber=SUBSCRIBER, picks=PICKS[1:], issue_date=ISSUE, unsubscribe_url=UNSUB,
+        pages={**PAGES, "long": date(2025, 12, 30)},
+    )  # fmt: skip
+    assert "Daily Papers pages of Nov 19 and Dec 30, 2025:" not in one.text  # oldest first
+    assert "Daily Papers pages of Dec 30, 2025 and Nov 19:" in one.text
+    assert "Nov 18" not in one.text  # the distillation paper is not in this digest
+    alone = renderer.render(
+        subscriber=SUBSCRIBER, picks=PICKS[:1], issue_date=ISSUE, unsubscribe_url=UNSUB,
+        pages=PAGES,
+    )  # fmt: skip
+    assert "Daily Papers page of Nov 18:" in alone.text
+    unknown = renderer.render(
+        subscriber=SUBSCRIBER, picks=PICKS[2:], issue_date=ISSUE, unsubscribe_url=UNSUB,
+        pages=PAGES,
+    )  # fmt: skip
+    assert "Papers from Hugging Face Daily Papers." in unknown.text
+    assert '<a href="https://huggingface.co/papers">Hugging Face Daily Papers</a>' in unknown.html
 
 
 def test_meta_upvotes_why_and_excerpt(digest: Digest) -> None:
@@ -159,20 +190,17 @@ def test_meta_upvotes_why_and_excerpt(digest: Digest) -> None:
         assert pick.why in " ".join(digest.text.split())  # wrapped at 76 in the text
     assert "Hi Zoë Ørsted," in digest.html and "Hi Zoë Ørsted," in digest.text
     cut = excerpt(PAPERS[0].abstract)
-    assert cut.endswith("…") and len(cut) <= 301
-    assert PAPERS[0].abstract.startswith(cut[:-1].rstrip())
+    assert len(cut) <= 345 and cut.endswith("representations.")  # whole sentences
+    assert PAPERS[0].abstract.startswith(cut)
     assert str(escape(cut)) in digest.html
     assert "release code and checkpoints" not in digest.html  # beyond the excerpt
     assert "A short abstract about continual learning." in digest.html  # short: whole
 
 
 def test_subject_and_preheader(digest: Digest) -> None:
-    assert digest.subject.startswith("Your research digest for Nov 19: Distilling <script>")
-    assert "\n" not in digest.subject and "  " not in digest.subject
-    assert len(digest.subject) < 110
-    assert digest.preheader == (
-        "3 papers on knowledge distillation, continual learning, tokenizers"
-    )
+    # The second word is too long to fit: the title is cut after the first.
+    assert digest.subject == "Distilling… +2 more"
+    assert digest.preheader == "Also 2 more papers on continual learning and tokenizers"
     assert str(escape(digest.preheader)) in digest.html
     assert "Nov 19, 2026" in digest.html and "Nov 19, 2026" in digest.text
 
@@ -180,11 +208,11 @@ def test_subject_and_preheader(digest: Digest) -> None:
 def test_no_name_and_no_picks(renderer: Renderer) -> None:
     nameless = Subscriber(email="a@example.org", topics=["graphs"])
     empty = renderer.render(
-        subscriber=nameless, picks=[], issue_date=ISSUE, unsubscribe_url=UNSUB, source=SOURCE
+        subscriber=nameless, picks=[], issue_date=ISSUE, unsubscribe_url=UNSUB, pages=PAGES
     )
     assert "Hello," in empty.html and "Hello," in empty.text and "Hi " not in empty.text
     assert "No new papers" in empty.html and "No new papers" in empty.text
-    assert empty.subject == "Your research digest for Nov 19"
+    assert empty.subject == "Research Digest: no new papers for Nov 19"
     assert empty.preheader == "No new papers on graphs this time"
 
 
@@ -195,7 +223,7 @@ def test_text_lines_are_bounded(renderer: Renderer, picks: list[Pick]) -> None:
         picks=[*picks, Pick(giant, 0.5, ())],
         issue_date=ISSUE,
         unsubscribe_url=UNSUB,
-        source=SOURCE,
+        pages=PAGES,
     )
     lines = d.text.split("\n")
     assert max(len(line) for line in lines) <= 998
@@ -217,7 +245,7 @@ def test_compile_once_equals_compile_each(renderer: Renderer, picks: list[Pick],
         picks=chosen,
         issue_date=ISSUE,
         unsubscribe_url=UNSUB,
-        source=SOURCE,
+        pages=PAGES,
     )
     fast = renderer.render(**kwargs).html  # type: ignore[arg-type]
     context = renderer.render_context(**kwargs)  # type: ignore[arg-type]
@@ -765,7 +793,7 @@ def test_missing_template_and_unknown_variable(template_copy: Path, picks: list[
             picks=picks,
             issue_date=ISSUE,
             unsubscribe_url=UNSUB,
-            source=SOURCE,
+            pages=PAGES,
         )
 
 
@@ -777,13 +805,13 @@ def test_a_render_error_names_the_line_the_user_wrote(
     the line of the MJML source."""
     path = template_copy / name
     source = path.read_text(encoding="utf-8")
-    tag = "{{ paper.url }}" if name.endswith("mjml.j2") else "{{ paper.title"
+    tag = "{{ paper.card.url }}" if name.endswith("mjml.j2") else "{{ paper.card.title"
     line = source[: source.index(tag)].count("\n") + 1
     path.write_text(source.replace(tag, tag.replace("paper.", "paper.nope."), 1), encoding="utf-8")
     with pytest.raises(TemplateError, match=rf"{re.escape(str(path))}:{line}: cannot render"):
         Renderer(template_copy).render(
             subscriber=SUBSCRIBER, picks=picks, issue_date=ISSUE, unsubscribe_url=UNSUB,
-            source=SOURCE,
+            pages=PAGES,
         )  # fmt: skip
 
 
@@ -794,21 +822,21 @@ def test_edited_template_is_picked_up(template_copy: Path, picks: list[Pick]) ->
         picks=picks,
         issue_date=ISSUE,
         unsubscribe_url=UNSUB,
-        source=SOURCE,
+        pages=PAGES,
     )
     before = renderer.render(**kwargs)  # type: ignore[arg-type]
-    assert before.subject.startswith("Your research digest")
+    assert before.subject.startswith("Distilling")
     assert renderer.reload_if_changed() is False
 
-    _corrupt(template_copy / "subject.txt.j2", "Your research digest for", "Fresh papers,")
+    _corrupt(template_copy / "subject.txt.j2", "{% if papers %}", "Fresh papers, {% if papers %}")
     _corrupt(
         template_copy / "digest.mjml.j2",
-        "Your research digest</mj-text>",
-        "Your weekly reading list</mj-text>",
+        "matching your topics.</mj-text>",
+        "for your weekly reading list.</mj-text>",
     )
     after = renderer.render(**kwargs)  # type: ignore[arg-type]
-    assert after.subject.startswith("Fresh papers, Nov 19: ")
-    assert "Your weekly reading list" in after.html
+    assert after.subject.startswith("Fresh papers, Distilling")
+    assert "for your weekly reading list." in after.html
 
     # A broken edit raises (naming the file) and the fix is picked up on the next render.
     _corrupt(template_copy / "digest.txt.j2", "{% endfor %}", "{% endfor")
@@ -826,9 +854,9 @@ def test_stored_picks_without_matches(renderer: Renderer) -> None:
         picks=stored,
         issue_date=ISSUE,
         unsubscribe_url=UNSUB,
-        source=SOURCE,
+        pages=PAGES,
     )
     assert "Matches continual learning (stored)" in d.html
     assert "Matches continual learning (stored)" in d.text
-    assert d.preheader == "1 paper on knowledge distillation, continual learning, tokenizers"
+    assert d.preheader == "1 paper on continual learning"  # the topic its why-line names
     assert "Here is 1 new paper matching your topics." in d.text

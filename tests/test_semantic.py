@@ -71,9 +71,7 @@ def test_closeness_alone_picks_only_above_the_threshold_and_says_so() -> None:
     by_title = {pick.paper.title: pick for pick in picks}
     assert set(by_title) == {"Pruning and Quantisation", "Model Compression Survey"}
     assert by_title["Pruning and Quantisation"].why == "Close to model compression"
-    assert by_title["Model Compression Survey"].why.startswith(
-        "Matches model compression in the"
-    )
+    assert by_title["Model Compression Survey"].why.startswith("Matches model compression in the")
     # Without topic vectors the same ranker is purely lexical.
     (lexical,) = ranker.rank([reader("model compression")])
     assert [pick.paper.title for pick in lexical] == ["Model Compression Survey"]
