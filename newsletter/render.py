@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import mjml
 
-from newsletter.daily_pages import day_page_url, source_pages, sources_text
+from newsletter.daily_pages import PageLink, day_page_url, source_pages, sources_text
 from newsletter.errors import TemplateError
 from newsletter.headline import SUBJECT_CHARS, headline_title, more_text, preheader_for
 from newsletter.paper_card import PaperCard, paper_card
@@ -412,13 +412,15 @@ class Renderer:
         archive_url: str = "",
         feed_url: str = "",
         in_browser: bool = False,
+        past_issues: Sequence[PageLink] = (),
     ) -> dict[str, Any]:
         """Everything the templates see, subject included (also for a preview page).
 
         `pages`: paper key -> the date of the Daily Papers page it came from (the footer
         names the pages of this reader's papers). `archive_url`: this issue's page on the
         web (the "view in browser" link, left out `in_browser`); `feed_url`: the reader's
-        Atom feed."""
+        Atom feed. `in_browser`: the issue's own web page, which links the reader's
+        `past_issues` instead."""
         if self.auto_reload:
             self.reload_if_changed()
         papers = [paper_view(number, pick) for number, pick in enumerate(picks, start=1)]
@@ -445,6 +447,7 @@ class Renderer:
             "archive_url": "" if in_browser else archive_url,
             "feed_url": feed_url,
             "in_browser": in_browser,
+            "past_issues": list(past_issues) if in_browser else [],
             "sources": sources,
             "sources_text": sources_text(sources),
         }
@@ -529,6 +532,7 @@ class Renderer:
         archive_url: str = "",
         feed_url: str = "",
         in_browser: bool = False,
+        past_issues: Sequence[PageLink] = (),
     ) -> Digest:
         """Render one subscriber's digest; the picks appear in the order given (see
         `render_context` for the other arguments)."""
@@ -542,6 +546,7 @@ class Renderer:
             archive_url=archive_url,
             feed_url=feed_url,
             in_browser=in_browser,
+            past_issues=past_issues,
         )
         html = self._render(
             self._templates.html, HTML_TEMPLATE, context, source=self._templates.html_source

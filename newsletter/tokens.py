@@ -6,8 +6,10 @@ NEWSLETTER_SECRET_KEY (itsdangerous). Each purpose has its own salt, so a token 
 purpose is refused for every other, and rotating the key invalidates them all.
 
 Unsubscribe tokens keep their original untimed format, so links in issues already sent keep
-working. Every other purpose is timestamped, and a reader may pass `max_age` (confirmation
-links expire; the others do not).
+working. Archive and feed tokens are untimed too: they never expire, and an untimed token
+is the same every time it is made, so an issue's web page has one stable address (and a
+message rebuilt after a crash is the same message). Every other purpose is timestamped,
+and a reader may pass `max_age` (confirmation links expire; the others do not).
 """
 
 from __future__ import annotations
@@ -30,10 +32,14 @@ SALTS: dict[str, str] = {
 }
 
 
+# Purposes whose tokens carry no timestamp (see above).
+UNTIMED = frozenset({"unsubscribe", "archive", "feed"})
+
+
 @lru_cache(maxsize=64)
 def serializer(purpose: Purpose, secret_key: str) -> URLSafeSerializer | URLSafeTimedSerializer:
     # Made once per key and purpose: building one costs as much as signing with it.
-    if purpose == "unsubscribe":
+    if purpose in UNTIMED:
         return URLSafeSerializer(secret_key, salt=SALTS[purpose])
     return URLSafeTimedSerializer(secret_key, salt=SALTS[purpose])
 

@@ -52,6 +52,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.archive_web import archive_routes
 from newsletter.errors import ConfigError, NewsletterError, TemplateError
 from newsletter.membership import Membership, leave, memberships
 from newsletter.pipeline import issue_date_now, next_picks_many, preview_digest
@@ -423,6 +424,7 @@ def create_app(settings: Settings, *, preview: bool = True) -> Starlette:
     """The ASGI app; `preview=False` leaves out the pages that list subscribers."""
     web = WebApp(settings, preview=preview)
     routes = [Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"])]
+    routes += archive_routes(settings, error_page=web.error_page, headers=_HEADERS)
     if preview:
         routes += [
             Route("/", web.index),

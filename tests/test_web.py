@@ -188,10 +188,10 @@ def test_index_and_preview_show_the_next_issue_and_send_nothing(
 def test_edited_templates_show_on_reload(server: tuple[str, Settings]) -> None:
     url, settings = server
     before = httpx.get(f"{url}/preview/ada@example.org").text
-    assert "Your research digest" in before and "The Lab Reading List" not in before
+    assert "matching your topics" in before and "The Lab Reading List" not in before
     email_template = settings.templates_dir / "digest.mjml.j2"
     email_template.write_text(
-        email_template.read_text().replace("Your research digest", "The Lab Reading List")
+        email_template.read_text().replace("matching your topics", "The Lab Reading List")
     )
     page_template = settings.templates_dir / "web" / "index.html.j2"
     page_template.write_text(page_template.read_text().replace("Next issue,", "Coming up,"))
