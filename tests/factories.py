@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -30,3 +31,51 @@ def fill(disk: Path, *, leave: int = 0) -> Path:
         os.close(fd)
     os.truncate(filler, max(0, filler.stat().st_size - leave))
     return filler
+
+
+def api_paper(
+    arxiv_id: str,
+    title: str,
+    abstract: str,
+    authors: list[str],
+    *,
+    day: str,
+    upvotes: int = 3,
+    comments: int = 1,
+    ai_summary: str | None = None,
+    github: str | None = None,
+    organization: str | None = None,
+) -> dict[str, object]:
+    """One entry of the Daily Papers API in its 2026 form (what `newsletter fetch` saves)."""
+    paper: dict[str, object] = {
+        "id": arxiv_id,
+        "authors": [
+            {"_id": f"a{n}", "name": name, "hidden": False} for n, name in enumerate(authors)
+        ],
+        "publishedAt": f"{day}T17:59:00.000Z",
+        "submittedOnDailyAt": f"{day}T02:00:00.000Z",
+        "title": title,
+        "summary": abstract,
+        "upvotes": upvotes,
+        "discussionId": "d" + arxiv_id.replace(".", ""),
+    }
+    if ai_summary is not None:
+        paper["ai_summary"] = ai_summary
+        paper["ai_keywords"] = title.lower().split()[:3]
+    if github is not None:
+        paper["githubRepo"] = github
+    if organization is not None:
+        paper["organization"] = {"name": organization.lower(), "fullname": organization}
+    return {
+        "paper": paper,
+        "publishedAt": f"{day}T02:00:00.000Z",
+        "title": title,
+        "numComments": comments,
+        "submittedBy": {"_id": "u1", "user": "akhaliq", "fullname": "AK"},
+    }
+
+
+def write_api_dump(path: Path, entries: list[dict[str, object]]) -> Path:
+    """A Daily Papers API reply, as `newsletter fetch` writes it into the inbox."""
+    path.write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path
