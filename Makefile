@@ -30,6 +30,8 @@ demo: $(VENV)/.installed-app
 test: $(VENV)/.installed
 	@# the browser tests drive the system Chromium (never a downloaded one)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@# the deliverability test runs Debian's SpamAssassin (local rules) on dry-run messages
+	command -v spamassassin >/dev/null || (apt-get update && apt-get install -y spamassassin)
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
