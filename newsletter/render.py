@@ -965,8 +965,13 @@ def _dot_atom(value: str) -> str:
 
 def list_id_for(digest_name: str, domain: str) -> str:
     """The List-Id header (RFC 2919) of the digest sent from `domain`:
-    `Research Digest <digest.lab.org>` (the name quoted or encoded as it needs)."""
-    host = _dot_atom(domain) or "localhost"
+    `Research Digest <digest.lab.org>` (the name quoted or encoded as it needs; an
+    internationalised domain in its IDNA form)."""
+    try:
+        host = _dot_atom(ascii_domain(domain.strip()))
+    except ValueError:
+        host = _dot_atom(domain)
+    host = host or "localhost"
     return formataddr((header_value(digest_name), f"digest.{host}"))
 
 

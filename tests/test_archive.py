@@ -106,6 +106,9 @@ def test_view_in_browser_shows_the_issue_as_sent(site: tuple[str, Settings]) -> 
     url, settings = site
     sent = send(settings, FIRST)
     for address in ("ada@example.org", "grace@example.org"):
+        # The headers name the sender's domain (From: digest@lab.example.org).
+        assert sent[address]["Message-ID"].endswith("@lab.example.org>")
+        assert sent[address]["List-Id"] == "Research Digest <digest.lab.example.org>"
         mail = html_of(sent[address])
         view = link(mail, "View in browser")
         assert view.startswith(f"{url}/archive/")

@@ -30,6 +30,7 @@ from newsletter.render import (
     build_message,
     build_message_reference,
     header_value,
+    list_id_for,
     message_id_for,
 )
 from newsletter.subscribers import Subscriber
@@ -282,6 +283,7 @@ HEADERS = {
     "Subject",
     "Date",
     "Message-ID",
+    "List-Id",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
     "MIME-Version",
@@ -297,6 +299,7 @@ def _build(subscriber: Subscriber, digest: Digest, message_id: str = "<i.1@examp
         unsubscribe_url=UNSUB,
         message_id=message_id,
         date=SENT,
+        list_id=list_id_for("Research Digest", "example.org"),
     )
 
 
@@ -324,6 +327,7 @@ def test_build_message_structure(digest: Digest) -> None:
     assert parsed["Subject"] == digest.subject
     assert parsed["Date"].datetime == SENT
     assert parsed["Message-ID"] == message_id
+    assert parsed["List-Id"] == "Research Digest <digest.example.org>"
     assert parsed["List-Unsubscribe"] == f"<{UNSUB}>"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed["MIME-Version"] == "1.0"
@@ -513,9 +517,16 @@ def _assert_same_message(fast: bytes, reference: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=_NASTY | _LONG_WORDS, subject=_TEXT, text=_TEXT, html=_TEXT, address=_ADDRESSES)
+@given(
+    name=_NASTY | _LONG_WORDS,
+    subject=_TEXT,
+    text=_TEXT,
+    html=_TEXT,
+    address=_ADDRESSES,
+    digest_name=st.text(min_size=1, max_size=60),
+)
 def test_fast_builder_reads_back_like_the_reference(
-    name: str, subject: str, text: str, html: str, address: str
+    name: str, subject: str, text: str, html: str, address: str, digest_name: str
 ) -> None:
     subscriber = Subscriber.model_construct(email=address, name=name, topics=SUBSCRIBER.topics)
     kwargs = dict(
@@ -525,6 +536,7 @@ def test_fast_builder_reads_back_like_the_reference(
         unsubscribe_url=UNSUB + "&n=" + address,
         message_id=message_id_for("2026-11-19", address, "example.org"),
         date=SENT,
+        list_id=list_id_for(digest_name, "example.org"),
     )
     fast = build_message(**kwargs)  # type: ignore[arg-type]
     _assert_same_message(fast, build_message_reference(**kwargs))  # type: ignore[arg-type]
@@ -562,6 +574,25 @@ def test_fast_builder_boundary_differs_per_message(digest: Digest) -> None:
     boundaries = {_parse(_build(SUBSCRIBER, digest))["Content-Type"].params["boundary"]}
     boundaries.add(_parse(_build(SUBSCRIBER, digest))["Content-Type"].params["boundary"])
     assert len(boundaries) == 2 and all(b.startswith("=_") for b in boundaries)
+
+
+def test_list_id_names_the_digest_at_the_senders_domain() -> None:
+    assert list_id_for("Research Digest", "lab.org") == "Research Digest <digest.lab.org>"
+    assert list_id_for("Lab, Inc. (ML)", "lab.org") == '"Lab, Inc. (ML)" <digest.lab.org>'
+    encoded = list_id_for("Zoë's Digest", "bücher.example")
+    assert encoded.isascii() and encoded.endswith("<digest.xn--bcher-kva.example>")
+    message = _parse(
+        build_message(
+            from_address="Zoë <digest@example.org>",
+            subscriber=SUBSCRIBER,
+            digest=Digest("s", "p", "<p>h</p>", "t"),
+            unsubscribe_url=UNSUB,
+            message_id="<i.1@example.org>",
+            date=SENT,
+            list_id=encoded,
+        )
+    )
+    assert str(message["List-Id"]) == "Zoë's Digest <digest.xn--bcher-kva.example>"
 
 
 def test_header_value_collapses_controls() -> None:
