@@ -1,9 +1,9 @@
 """What an inbox shows before the email is opened: the subject and the preheader.
 
 A phone shows about the first 40 characters of a subject, so the subject leads with the
-top paper's title and then says how many more there are: `Depth Anything V2 +4 more`.
-The title is fitted so that the whole subject stays within `SUBJECT_CHARS` (see
-`headline_title`). The preheader (the grey line after the subject) summarises the rest:
+top paper's title and then says how many more there are: `Depth Anything V2: Robust… +4 more`.
+The title is cut at a word boundary so that the whole subject stays within
+`SUBJECT_CHARS` (see `headline_title`). The preheader (the grey line after the subject) summarises the rest:
 how many more papers and on which of the reader's topics.
 """
 
@@ -14,14 +14,11 @@ from collections.abc import Sequence
 
 from newsletter.ranking import Pick
 from newsletter.subscribers import Subscriber
-from newsletter.wording import fit, join_words, one_line, plural, shorten
+from newsletter.wording import fit, join_words, plural, shorten
 
 SUBJECT_CHARS = 40  # what a phone's inbox shows of a subject
 PREHEADER_CHARS = 140  # what the roomiest inbox shows of a preheader
 PREHEADER_TOPICS = 3  # topics named before "and N more topics"
-# A subtitle after a colon is dropped (no ellipsis needed) when the name before it fits
-# and is at least this long: "Depth Anything V2", not "V2".
-MIN_SHORT_NAME = 8
 
 
 def more_text(count: int) -> str:
@@ -30,15 +27,9 @@ def more_text(count: int) -> str:
 
 
 def headline_title(title: str, room: int) -> str:
-    """A title in at most `room` characters: whole when it fits; else its short name
-    before a colon (`Depth Anything V2: ...`) when that fits; else cut at a word
-    boundary with an ellipsis."""
-    title = one_line(title)
-    if len(title) <= room:
-        return title
-    name, colon, _ = title.partition(": ")
-    if colon and MIN_SHORT_NAME <= len(name) <= room:
-        return name
+    """A title in at most `room` characters: whole when it fits, else cut after its last
+    whole word that fits, with an ellipsis. (Keeping only a short name before a colon,
+    `ProBench`, was tried: it says less than the start of the subtitle.)"""
     return fit(title, room)
 
 
