@@ -98,7 +98,7 @@ def sentence_ends(text: str) -> list[int]:
         if found.group()[0] == ".":
             word = _LAST_WORD.search(text, 0, found.start() + 1)
             token = word.group(1).lower().rstrip(".") if word else ""
-            initials = all(len(part) <= 1 for part in token.split("."))  # `A.`, `U.S.`
+            initials = bool(token) and all(len(p) <= 1 for p in token.split("."))  # `A.`, `U.S.`
             if token in _ABBREVIATIONS or initials:
                 continue
         ends.append(found.end())
