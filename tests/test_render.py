@@ -648,6 +648,7 @@ def test_no_line_exceeds_998_octets_for_any_name_or_subject(
         unsubscribe_url=UNSUB,
         message_id=message_id_for("2026-11-19", address, "example.org"),
         date=SENT,
+        list_id=list_id_for("Research Digest", "example.org"),
     )
     fast = build_message(**kwargs)  # type: ignore[arg-type]
     reference = build_message_reference(**kwargs)  # type: ignore[arg-type]
