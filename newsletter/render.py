@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 import mjml
+from markupsafe import Markup
 
 from newsletter.daily_pages import PageLink, day_page_url, source_pages, sources_text
 from newsletter.errors import TemplateError
@@ -146,6 +147,19 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
         break_long_words=False,
         break_on_hyphens=False,
     )
+
+
+PREHEADER_ROOM = 150  # characters of preview text the roomiest inbox shows
+# Invisible characters after the preheader, so that a mail client's preview shows it and
+# then nothing (not the start of the body): a combining grapheme joiner, a zero-width
+# non-joiner and a no-break space per character left.
+PADDING_UNIT = "&#847;&zwnj;&nbsp;"
+
+
+@lru_cache(maxsize=256)
+def preheader_padding(length: int) -> Markup:
+    """The padding after a preheader of `length` characters (HTML entities, safe)."""
+    return Markup(PADDING_UNIT * max(0, PREHEADER_ROOM - length))
 
 
 @lru_cache(maxsize=8192)
@@ -425,6 +439,7 @@ class Renderer:
             self.reload_if_changed()
         papers = [paper_view(number, pick) for number, pick in enumerate(picks, start=1)]
         topics = [topic.topic for topic in subscriber.topics]
+        preheader = preheader_for(subscriber, picks)
         sources = source_pages(
             (pick.paper.key for pick in picks), pages or {}, issue_date=issue_date
         )
@@ -442,7 +457,8 @@ class Renderer:
             "issue_date_text": format_date(issue_date),
             "issue_date_short": format_short_date(issue_date),
             "day_page_url": day_page_url(issue_date),
-            "preheader": preheader_for(subscriber, picks),
+            "preheader": preheader,
+            "preheader_padding": preheader_padding(len(preheader)),
             "unsubscribe_url": unsubscribe_url,
             "archive_url": "" if in_browser else archive_url,
             "feed_url": feed_url,

@@ -132,4 +132,4 @@ def test_the_preheader_is_padded_in_the_html() -> None:
     hidden = digest.html[start : digest.html.index("</div>", start)]
     assert "display:none" in hidden and "color" not in hidden  # no colour to clash with
     assert digest.preheader in hidden
-    assert hidden.count("&#847;&zwnj;&nbsp;") >= 150 - len(digest.preheader)
+    assert hidden.count("&#847;&zwnj;&nbsp;") == 150 - len(digest.preheader)

@@ -837,9 +837,9 @@ def test_a_render_error_names_the_line_the_user_wrote(
     the line of the MJML source."""
     path = template_copy / name
     source = path.read_text(encoding="utf-8")
-    tag = "{{ paper.card.url }}" if name.endswith("mjml.j2") else "{{ paper.card.title"
+    tag = "{{ card.url }}" if name.endswith("mjml.j2") else "{{ card.title"
     line = source[: source.index(tag)].count("\n") + 1
-    path.write_text(source.replace(tag, tag.replace("paper.", "paper.nope."), 1), encoding="utf-8")
+    path.write_text(source.replace(tag, tag.replace("card.", "card.nope."), 1), encoding="utf-8")
     with pytest.raises(TemplateError, match=rf"{re.escape(str(path))}:{line}: cannot render"):
         Renderer(template_copy).render(
             subscriber=SUBSCRIBER, picks=picks, issue_date=ISSUE, unsubscribe_url=UNSUB,
