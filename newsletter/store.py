@@ -600,10 +600,6 @@ class Store:
         )
         return [_paper(row) for row in rows]
 
-    def page_dates_up_to(self, dump_id: int) -> list[date]:
-        rows = self._db.execute("SELECT DISTINCT page_date FROM dumps WHERE id <= ?", (dump_id,))
-        return [date.fromisoformat(row[0]) for row in rows]
-
     def papers_by_key(self, keys: Iterable[str]) -> dict[str, Paper]:
         wanted = list(dict.fromkeys(keys))
         found: dict[str, Paper] = {}
