@@ -236,8 +236,10 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.lock import DatabaseLock
     from newsletter.pipeline import deliver, dry_run
+    from newsletter.preflight import require_safe_send
 
     if not args.dry_run:
+        require_safe_send(settings)  # before the lock and the database: nothing is touched
         # Not beside a running service: both would claim the same ledger rows.
         with DatabaseLock(settings.database_path, command="send"):
             with Store(settings.database_path) as store:
@@ -611,7 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsletterError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a refused send: one line per problem
+            print(f"error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
