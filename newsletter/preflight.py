@@ -115,7 +115,8 @@ def private_host(host: str) -> str | None:
     if address is not None:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        for kind in ("loopback", "private", "link_local", "unspecified", "multicast"):
+        # `is_private` covers the others too: the narrower kinds are named first.
+        for kind in ("loopback", "link_local", "unspecified", "multicast", "private"):
             if getattr(address, f"is_{kind}"):
                 return f"a {kind.replace('_', '-')} address ({host})"
         if not address.is_global:
