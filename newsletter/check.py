@@ -280,6 +280,7 @@ async def _starttls(client: aiosmtplib.SMTP, settings: Settings, done: list[str]
         )
     try:
         await client.starttls()
+        await client.ehlo()  # the extensions offered inside TLS (AUTH often only there)
     except (OSError, aiosmtplib.SMTPException) as exc:
         raise StepFailed(
             f"EHLO ok, STARTTLS failed ({_reason(exc)}): check the server's certificate "
@@ -296,7 +297,8 @@ async def _login(client: aiosmtplib.SMTP, settings: Settings, done: list[str]) -
     if not client.supports_extension("auth"):
         raise StepFailed(
             f"{', '.join(done)}, but the server offers no AUTH although "
-            "NEWSLETTER_SMTP_USERNAME is set: use the server's submission port, or unset "
+            "NEWSLETTER_SMTP_USERNAME is set: many servers offer it only inside TLS "
+            "(NEWSLETTER_SMTP_TLS=starttls), or on their submission port; unset "
             "NEWSLETTER_SMTP_USERNAME for a relay that needs no login"
         )
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
