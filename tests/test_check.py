@@ -322,3 +322,12 @@ def test_the_command_prints_one_line_per_finding_and_fails_on_errors(ingested: P
     assert f"ok    base_url: {url} answers as newsletter serve {__version__}" in lines
     assert any(line.startswith("ok    database: newsletter.db: 2 dump(s)") for line in lines)
     assert smtp.recorder.received == []
+
+
+def test_check_has_a_help_text_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    from newsletter.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["check", "--help"])
+    shown = capsys.readouterr().out
+    assert "no message is sent" in shown and "example: newsletter check" in shown
