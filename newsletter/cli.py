@@ -26,6 +26,7 @@ log = logging.getLogger("newsletter")
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
+MAX_PORT = 65535
 SUMMARY_LINES = 25  # per-recipient lines a command prints before it summarises the rest
 
 
@@ -236,8 +237,10 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.lock import DatabaseLock
     from newsletter.pipeline import deliver, dry_run
+    from newsletter.preflight import require_safe_send
 
     if not args.dry_run:
+        require_safe_send(settings)  # before the lock and the database: nothing is touched
         # Not beside a running service: both would claim the same ledger rows.
         with DatabaseLock(settings.database_path, command="send"):
             with Store(settings.database_path) as store:
@@ -458,6 +461,13 @@ def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.check import exit_code, run_checks
+
+    findings = run_checks(settings, lambda finding: print(finding, flush=True))
+    return exit_code(findings)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.web import serve
 
@@ -583,6 +593,19 @@ def build_parser() -> argparse.ArgumentParser:
     subscribers.add_argument("--json", action="store_true", help="a JSON list of subscribers")
     subscribers.set_defaults(handler=cmd_subscribers)
 
+    check = commands.add_parser(
+        "check",
+        help="is this folder ready to send for real? settings, templates, subscribers, "
+        "database, SMTP login, the base URL",
+        description="Check everything a real send depends on, one line per finding (ok, "
+        "warn, error): the settings (what 'send' and 'run' would refuse), the templates, the "
+        "subscribers file, the database, the SMTP server (connect, EHLO, STARTTLS and AUTH as "
+        "configured; no message is sent) and whether NEWSLETTER_BASE_URL answers as this "
+        "project's 'newsletter serve' (its /healthz). Exit code 1 on any error.",
+        epilog="example: newsletter check && newsletter run",
+    )
+    check.set_defaults(handler=cmd_check)
+
     serve = commands.add_parser(
         "serve", help="the one-click unsubscribe endpoint and the preview pages"
     )
@@ -593,7 +616,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (8000; 0 picks a free one)")
+    parser.add_argument("--port", type=_port, default=8000, help="port (8000; 0 picks a free one)")
+
+
+def _port(text: str) -> int:
+    """A TCP port to listen on: 1 to 65535, or 0 for one the system picks."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port; use 1 to {MAX_PORT} (or 0 to pick a free one)"
+        )
+    return port
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -611,7 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsletterError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a refused send: one line per problem
+            print(f"error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

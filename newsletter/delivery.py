@@ -211,7 +211,9 @@ class OutcomeUnknown(DeliveryError):
     `smtp_data_timeout`: it may have delivered it (RFC 5321 4.5.3.2, RFC 1047)."""
 
 
-def _tls_context(settings: Settings) -> ssl.SSLContext:
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """How the server's certificate is checked: against NEWSLETTER_SMTP_CA_FILE when it is
+    set, else the system's CAs."""
     context = ssl.create_default_context(cafile=settings.smtp_ca_file)
     return context
 
@@ -229,7 +231,7 @@ def _client(settings: Settings) -> aiosmtplib.SMTP:
         # False: never upgrade (a local relay).
         start_tls=settings.smtp_tls == "starttls",
         validate_certs=True,
-        tls_context=_tls_context(settings) if settings.smtp_tls != "none" else None,
+        tls_context=tls_context(settings) if settings.smtp_tls != "none" else None,
         timeout=settings.smtp_timeout,
     )
 

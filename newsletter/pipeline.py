@@ -32,6 +32,7 @@ from newsletter.compose import (
 from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
 from newsletter.dumps import PAGE_TEXT, Dump, Paper, decode_dump
 from newsletter.errors import DumpError, NotFoundError
+from newsletter.preflight import require_safe_send
 from newsletter.ranking import Pick, Ranker
 from newsletter.render import Digest, Renderer
 from newsletter.semantic import Embedder, load_embedder, paper_vectors, topic_vectors
@@ -557,7 +558,7 @@ async def deliver_async(
     whose outcome was unknown once are sent once more. When `stop` is set, delivery stops
     cleanly (see `send_over_smtp`): what was not handed to the server stays `pending`.
     """
-    settings.signing_key(dry_run=False)  # no real send with unsigned links
+    require_safe_send(settings)  # no real send with dead or forgeable links
     subscribers = load_subscribers(settings.subscribers_file)
     issue_date = issue_date or issue_date_now(settings)
     renderer = Renderer(settings.templates_dir)  # preflight: templates compile

@@ -53,6 +53,7 @@ from newsletter.inbox import Inbox, IntakeResult
 from newsletter.lock import DatabaseLock
 from newsletter.parse_guard import GuardedParser
 from newsletter.pipeline import build_issue, deliver_async, dry_run
+from newsletter.preflight import require_safe_send
 from newsletter.render import Renderer
 from newsletter.settings import Settings
 from newsletter.store import Issue, Store
@@ -702,9 +703,9 @@ def _counts_text(store: Store, issue: Issue) -> str:
 
 
 def check_ready(settings: Settings, *, dry_run: bool) -> None:
-    """Fail at start, not at send time: signing key, subscribers, templates."""
+    """Fail at start, not at send time: the real-send rules, subscribers, templates."""
     if not dry_run:
-        settings.signing_key(dry_run=False)
+        require_safe_send(settings)
     load_subscribers(settings.subscribers_file)
     Renderer(settings.templates_dir)
 

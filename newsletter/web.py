@@ -13,6 +13,8 @@ A small Starlette app, served by uvicorn (`newsletter serve`):
   subscribers, so `serve` mounts them only when it listens on a loopback address.
   The index ranks every subscriber in one pass and keeps the result until the
   database, the subscribers file or the date changes (see `IndexPage`).
+* `GET /healthz` answers `{"service": "newsletter", "version": ...}` (see `health.py`):
+  how `newsletter check` knows that the base URL reaches this server.
 
 Two guards sit in front of every route. Only requests naming this server in their Host
 header are served (the host of `NEWSLETTER_BASE_URL`, or a loopback name): a web page
@@ -48,11 +50,12 @@ from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.errors import ConfigError, NewsletterError, TemplateError
+from newsletter.health import HEALTH_PATH, health_report
 from newsletter.membership import Membership, leave, memberships
 from newsletter.pipeline import issue_date_now, next_picks_many, preview_digest
 from newsletter.ranking import Pick
@@ -419,10 +422,18 @@ async def _is_one_click(request: Request) -> bool:
     return parse_qs(body.strip()).get("List-Unsubscribe") == [ONE_CLICK]
 
 
+async def healthz(request: Request) -> Response:
+    """Which service answers here (for `newsletter check` and monitoring)."""
+    return JSONResponse(health_report(), headers={"Cache-Control": "no-store"})
+
+
 def create_app(settings: Settings, *, preview: bool = True) -> Starlette:
     """The ASGI app; `preview=False` leaves out the pages that list subscribers."""
     web = WebApp(settings, preview=preview)
-    routes = [Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"])]
+    routes = [
+        Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
+        Route(HEALTH_PATH, healthz),
+    ]
     if preview:
         routes += [
             Route("/", web.index),
@@ -455,6 +466,8 @@ def is_loopback(host: str) -> bool:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (port 0 picks a free one)."""
+    if not 0 <= port <= 65535:  # the OS would take it modulo 65536
+        raise ConfigError(f"cannot listen on port {port}: use 1 to 65535, or 0 for a free one")
     try:
         family, kind, proto, _name, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

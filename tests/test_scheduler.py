@@ -28,7 +28,7 @@ from newsletter.settings import load_settings
 from newsletter.store import Store
 from newsletter.subscribers import load_subscribers
 from tests.conftest import SAMPLE_000, SAMPLE_001
-from tests.factories import write_subscribers
+from tests.factories import REAL_SEND_ENV, write_subscribers
 from tests.smtp_server import RunningServer, smtp_server
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -231,7 +231,7 @@ def test_scan_files_dumps_and_rejects_with_a_reason(isolated: Path) -> None:
 
 def test_stop_event_leaves_unclaimed_rows_pending_and_nothing_sending(project: Path) -> None:
     emails = write_subscribers(project / "subscribers.yaml", 20)
-    os.environ.update(NEWSLETTER_SECRET_KEY="stop-test", NEWSLETTER_SMTP_CONCURRENCY="2")
+    os.environ.update(REAL_SEND_ENV, NEWSLETTER_SMTP_CONCURRENCY="2")
     settings = load_settings()
     with Store(settings.database_path) as store:
         for path in sorted((project / "dumps").iterdir()):
@@ -344,7 +344,7 @@ def service_env(project: Path) -> Iterator[tuple[Path, dict[str, str], RunningSe
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     with smtp_server() as server:
         env.update(
-            NEWSLETTER_SECRET_KEY="service-test-secret",
+            REAL_SEND_ENV,
             NEWSLETTER_SMTP_PORT=str(server.port),
             NEWSLETTER_SMTP_TIMEOUT="5",
             NEWSLETTER_TIMEZONE="UTC",
