@@ -420,6 +420,9 @@ class SendReport:
     paused: str | None = None
     resent_in_flight: int = 0
     written_now: int = 0  # dry run: files written by this run (the rest were already there)
+    sent_now: int = 0  # SMTP: messages this run handed over and the server accepted
+    failed_now: int = 0  # SMTP: messages this run tried that failed (now or for good)
+    unknown_now: int = 0  # SMTP: handed over by this run, no reply in time
     stopped: bool = False  # a clean stop was asked for before every message went out
 
     @property
@@ -619,4 +622,7 @@ async def deliver_async(
         paused=stats.paused if stats else None,
         resent_in_flight=in_flight,
         stopped=stats.stopped if stats else False,
+        sent_now=stats.sent if stats else 0,
+        failed_now=stats.failed if stats else 0,
+        unknown_now=stats.unknown if stats else 0,
     )
