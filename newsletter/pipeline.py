@@ -362,12 +362,17 @@ def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list
 
 
 def next_picks_many(
-    settings: Settings, store: Store, subscribers: Sequence[Subscriber]
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    *,
+    issue_date: date | None = None,
 ) -> dict[str, list[Pick]]:
     """`next_picks` for many subscribers at once, by subscriber key: one index per
     frequency's pool and one look-up of what each already received, instead of one of
-    each per subscriber (the same picks: each subscriber is still ranked on their own)."""
-    today = issue_date_now(settings)
+    each per subscriber (the same picks: each subscriber is still ranked on their own).
+    `issue_date`: the date the next issue carries (default: today)."""
+    today = issue_date or issue_date_now(settings)
     embedder = embedder_for(settings)
     picks: dict[str, list[Pick]] = {subscriber.key: [] for subscriber in subscribers}
     delivered = store.delivered_paper_keys(picks.keys())
