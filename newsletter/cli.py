@@ -830,7 +830,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     verbosity = 2 if args.debug else args.verbose - args.quiet
-    logs.configure(verbosity=verbosity, log_format=args.log_format, service=is_service(args))
+    logs.configure(
+        verbosity=verbosity,
+        log_format=args.log_format,
+        service=is_service(args),
+        stamped=args.command == "run" or None,  # `run --once` too: its lines go to cron logs
+    )
     handler: Command = args.handler
     try:
         return handler(args, load_settings())

@@ -71,10 +71,10 @@ def level_for(verbosity: int, *, service: bool) -> int:
     return LEVELS[max(0, min(len(LEVELS) - 1, step))]
 
 
-def formatter_for(log_format: str, *, service: bool) -> logging.Formatter:
+def formatter_for(log_format: str, *, stamped: bool) -> logging.Formatter:
     if log_format == JSON:
         return JsonFormatter()
-    return logging.Formatter(SERVICE_FORMAT) if service else BriefFormatter()
+    return logging.Formatter(SERVICE_FORMAT) if stamped else BriefFormatter()
 
 
 def configure(
@@ -82,17 +82,20 @@ def configure(
     verbosity: int = 0,
     log_format: str = TEXT,
     service: bool = False,
+    stamped: bool | None = None,
     stream: TextIO | None = None,
 ) -> int:
     """Send every log record at or above the chosen level to stderr (`stream`), formatted
-    as `log_format`; returns the level. Calling it again replaces what it set up before
-    (and leaves other handlers, such as a test's capture, alone)."""
+    as `log_format`; returns the level. Text lines carry a timestamp, level and logger
+    when `stamped` (default: for a service; `run --once` from cron wants them too), else
+    read `warning: ...` like the CLI's own messages. Calling it again replaces what it
+    set up before (and leaves other handlers, such as a test's capture, alone)."""
     global _installed
     if log_format not in FORMATS:
         raise ValueError(f"unknown log format {log_format!r}; use one of {', '.join(FORMATS)}")
     level = level_for(verbosity, service=service)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(formatter_for(log_format, service=service))
+    handler.setFormatter(formatter_for(log_format, stamped=service if stamped is None else stamped))
     root = logging.getLogger()
     if _installed is not None:
         root.removeHandler(_installed)
