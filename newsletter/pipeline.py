@@ -558,8 +558,8 @@ async def deliver_async(
     """Send the issue of `issue_date` (default today) over SMTP; re-runs send what is left.
 
     Rows left `sending` by a crash are sent again (the message may or may not have reached
-    the server before the crash: at most `claim_window(smtp_concurrency)` messages, the
-    rows claimed but not yet confirmed then, can arrive twice;
+    the server before the crash: at most `crash_window(smtp_concurrency)` messages, one
+    per connection, can arrive twice;
     their Message-ID is the same, so clients can fold them). Rows that failed transiently
     are retried; permanent failures (5xx, a message that cannot be built) are not. Rows
     whose outcome was unknown once are sent once more. When `stop` is set, delivery stops

@@ -448,6 +448,10 @@ class Service:
                 log.info("waiting for the fetch in flight before building the issue")
                 async with self._fetch_lock:
                     pass
+            if self._intake_lock.locked():  # a dump being ingested belongs in it too
+                log.info("waiting for the dump being ingested before building the issue")
+                async with self._intake_lock:
+                    pass
             now = now or datetime.now(self.settings.zone)
             instant = latest_send(self.settings, now)
             issue_date = instant.astimezone(self.settings.zone).date()
