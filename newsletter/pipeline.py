@@ -363,12 +363,17 @@ def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list
 
 
 def next_picks_many(
-    settings: Settings, store: Store, subscribers: Sequence[Subscriber]
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    *,
+    issue_date: date | None = None,
 ) -> dict[str, list[Pick]]:
     """`next_picks` for many subscribers at once, by subscriber key: one index per
     frequency's pool and one look-up of what each already received, instead of one of
-    each per subscriber (the same picks: each subscriber is still ranked on their own)."""
-    today = issue_date_now(settings)
+    each per subscriber (the same picks: each subscriber is still ranked on their own).
+    `issue_date`: the date the next issue carries (default: today)."""
+    today = issue_date or issue_date_now(settings)
     embedder = embedder_for(settings)
     picks: dict[str, list[Pick]] = {subscriber.key: [] for subscriber in subscribers}
     delivered = store.delivered_paper_keys(picks.keys())
@@ -421,6 +426,9 @@ class SendReport:
     paused: str | None = None
     resent_in_flight: int = 0
     written_now: int = 0  # dry run: files written by this run (the rest were already there)
+    sent_now: int = 0  # SMTP: messages this run handed over and the server accepted
+    failed_now: int = 0  # SMTP: messages this run tried that failed (now or for good)
+    unknown_now: int = 0  # SMTP: handed over by this run, no reply in time
     stopped: bool = False  # a clean stop was asked for before every message went out
 
     @property
@@ -620,4 +628,7 @@ async def deliver_async(
         paused=stats.paused if stats else None,
         resent_in_flight=in_flight,
         stopped=stats.stopped if stats else False,
+        sent_now=stats.sent if stats else 0,
+        failed_now=stats.failed if stats else 0,
+        unknown_now=stats.unknown if stats else 0,
     )

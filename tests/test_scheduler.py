@@ -499,7 +499,7 @@ def test_sigterm_mid_send_then_restart_reaches_everyone_once(
 
 def run_once(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "newsletter", "run", "--once", *args],
+        [sys.executable, "-m", "newsletter", "run", "--once", "-v", *args],  # -v: its info lines
         cwd=project,
         env=env,
         capture_output=True,
