@@ -774,7 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
         "subscribers file, the database, the SMTP server (connect, EHLO, STARTTLS and AUTH as "
         "configured; no message is sent) and whether NEWSLETTER_BASE_URL answers as this "
         "project's 'newsletter serve' (its /healthz). Exit code 1 on any error.",
-        epilog="example: newsletter check && newsletter run",
+        epilog=examples("newsletter check", "newsletter check && newsletter run"),
     )
     check.set_defaults(handler=cmd_check)
 
