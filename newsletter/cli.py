@@ -58,13 +58,25 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
 
 
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.workdir import init_folder, next_steps, start_database, summary
+
+    folder = Path(args.folder)
+    report = init_folder(folder, templates=args.templates)
+    print("\n".join(summary(report)))
+    database, made = start_database(folder)
+    print(f"{'Created' if made else 'Kept'} {database} (the database)")
+    print("\n".join(next_steps(folder)))
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import embedder_for, ingest_file
 
     results: list[dict[str, Any]] = []
     failed = 0
     embedder = embedder_for(settings)
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path) as store:  # made here when missing
         for name in args.paths:
             path = Path(name)
             try:
@@ -99,7 +111,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dumps(args: argparse.Namespace, settings: Settings) -> int:
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         records = store.dumps()
     if args.json:
         _print_json(
@@ -133,7 +145,7 @@ def cmd_dumps(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import forget_dump
 
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         gone = forget_dump(settings, store, args.dump)
     dump = gone.dump
     others = ", ".join(str(number) for number in gone.other_dumps)
@@ -179,7 +191,7 @@ def cmd_rank(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import next_picks
 
     subscriber = _find_subscriber(settings, args.email)
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         picks = next_picks(settings, store, subscriber)
     if args.json:
         _print_json(
@@ -211,7 +223,7 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     if not args.email:
         raise NewsletterError("name a subscriber (newsletter preview EMAIL), or use --serve")
     subscriber = _find_subscriber(settings, args.email)
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         digest, _picks = preview_digest(settings, store, subscriber)
     if digest is None:
         print(
@@ -238,9 +250,10 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import deliver, dry_run
 
     if not args.dry_run:
-        # Not beside a running service: both would claim the same ledger rows.
-        with DatabaseLock(settings.database_path, command="send"):
-            with Store(settings.database_path) as store:
+        # Not beside a running service: both would claim the same ledger rows. The store
+        # first: a missing database is refused before the lock file is made beside it.
+        with Store(settings.database_path, create=False) as store:
+            with DatabaseLock(settings.database_path, command="send"):
                 report = deliver(settings, store)
         counts = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v)
         print(f"Issue {report.issue.key}: {counts or 'no recipient'}")
@@ -261,7 +274,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 1
         return 0
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         report = dry_run(settings, store)
     print(f"Dry run of issue {report.issue.key}: nothing was sent.")
     if report.recipients:
@@ -334,7 +347,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         else "Fetching: off (NEWSLETTER_SOURCE_URL is empty; dumps come into the inbox)",
         _service_line(held),
     ]
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         issue = store.find_issue(args.issue, dry_run=args.dry_run) if args.issue else None
         if args.issue and issue is None:
             raise NewsletterError(
@@ -412,7 +425,7 @@ def cmd_subscribe(args: argparse.Namespace, settings: Settings) -> int:
         frequency=args.frequency,
         max_papers=args.max_papers,
     )
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         result = join(settings, store, change)
     subscriber = result.subscriber
     topics = ", ".join(t.topic for t in subscriber.topics)
@@ -425,7 +438,7 @@ def cmd_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.membership import leave
 
     subscriber = _find_subscriber(settings, args.email)
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         left = leave(settings, store, subscriber.email, source="cli")
     if left.file_problem:
         raise NewsletterError(
@@ -442,7 +455,7 @@ def cmd_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.membership import memberships
 
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         members = memberships(settings, store)
     if args.json:
         _print_json([member.as_json() for member in members])
@@ -461,6 +474,7 @@ def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.web import serve
 
+    Store(settings.database_path, create=False).close()  # a mistyped path: refused now
     serve(settings, host=args.host, port=args.port, ready=lambda line: print(line, flush=True))
     return 0
 
@@ -472,6 +486,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init",
+        help="make a working folder: .env with a new secret key, subscribers.yaml, inbox/",
+        description="Lay out a working folder for the service: a .env with a generated "
+        "secret key and every setting listed with its default and what it does, a "
+        "subscribers.yaml with one example subscriber, an inbox/ folder and the database. "
+        "A file that exists is kept, never overwritten.",
+        epilog="example:\n  newsletter init /var/lib/newsletter --templates",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument(
+        "folder",
+        nargs="?",
+        default=".",
+        metavar="DIR",
+        help="the folder to set up (default: the current one; made if missing)",
+    )
+    init.add_argument(
+        "--templates",
+        action="store_true",
+        help="also copy the email and web templates into DIR/templates/ to edit them "
+        "(the .env then sets NEWSLETTER_TEMPLATES_DIR=templates)",
+    )
+    init.set_defaults(handler=cmd_init)
 
     fetch = commands.add_parser(
         "fetch",
