@@ -490,9 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser(
         "init",
         help="make a working folder: .env with a new secret key, subscribers.yaml, inbox/",
-        description="Lay out a working folder for the service: a .env with a generated "
-        "secret key and every setting listed with its default and what it does, a "
-        "subscribers.yaml with one example subscriber, an inbox/ folder and the database. "
+        description="Lay out a working folder for the service: a .env with a generated\n"
+        "secret key and every setting listed with its default and what it does, a\n"
+        "subscribers.yaml with one example subscriber, an inbox/ folder and the database.\n"
         "A file that exists is kept, never overwritten.",
         epilog="example:\n  newsletter init /var/lib/newsletter --templates",
         formatter_class=argparse.RawDescriptionHelpFormatter,
