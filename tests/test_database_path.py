@@ -13,7 +13,9 @@ import pytest
 from newsletter.cli import main
 from newsletter.errors import NoDatabaseError
 from newsletter.store import Store
+from tests.http_server import Reply, http_server
 from tests.smtp_server import Recorder, smtp_server
+from tests.test_fetch import api_body
 
 TYPO = Path("typo") / "state" / "newsletter.db"  # its folders do not exist either
 
@@ -132,3 +134,16 @@ def test_a_database_that_cannot_be_opened_is_not_called_missing(tmp_path: Path) 
     assert broken.read_bytes() == b"not a database at all" * 100
     with pytest.raises(sqlite3.DatabaseError):
         sqlite3.connect(broken).execute("SELECT 1 FROM sqlite_master")
+
+
+def test_fetch_starts_the_database_where_the_path_says(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`fetch` is one of the commands that may start a database (the papers' next stop)."""
+    monkeypatch.setenv("NEWSLETTER_DATABASE_PATH", str(TYPO))
+    with http_server(Reply(200, api_body())) as server:
+        monkeypatch.setenv("NEWSLETTER_SOURCE_URL", server.url())
+        assert main(["fetch", "--date", "2026-11-25"]) == 0
+    assert "Fetched 3 papers" in capsys.readouterr().out
+    assert (isolated / TYPO).is_file()
+    assert main(["status"]) == 0  # now there is a database to read
