@@ -37,6 +37,19 @@ def _papers(count: int) -> str:
     return f"{count} paper{'' if count == 1 else 's'}"
 
 
+def _store_with_papers(settings: Settings) -> Store:
+    """The database of a command that picks papers: refused when it does not exist, and
+    when nothing was ever ingested into it (its issue would wrongly say "no match")."""
+    store = Store(settings.database_path, create=False)
+    if store.latest_dump_id() == 0:
+        store.close()
+        raise NewsletterError(
+            f"{settings.database_path}: nothing ingested here yet; run `newsletter ingest "
+            "FILE`, or `newsletter fetch` and let `newsletter run` take it in"
+        )
+    return store
+
+
 def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.fetch import fetch_day
 
@@ -191,7 +204,7 @@ def cmd_rank(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import next_picks
 
     subscriber = _find_subscriber(settings, args.email)
-    with Store(settings.database_path, create=False) as store:
+    with _store_with_papers(settings) as store:
         picks = next_picks(settings, store, subscriber)
     if args.json:
         _print_json(
@@ -223,7 +236,7 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     if not args.email:
         raise NewsletterError("name a subscriber (newsletter preview EMAIL), or use --serve")
     subscriber = _find_subscriber(settings, args.email)
-    with Store(settings.database_path, create=False) as store:
+    with _store_with_papers(settings) as store:
         digest, _picks = preview_digest(settings, store, subscriber)
     if digest is None:
         print(
@@ -252,7 +265,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     if not args.dry_run:
         # Not beside a running service: both would claim the same ledger rows. The store
         # first: a missing database is refused before the lock file is made beside it.
-        with Store(settings.database_path, create=False) as store:
+        with _store_with_papers(settings) as store:
             with DatabaseLock(settings.database_path, command="send"):
                 report = deliver(settings, store)
         counts = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v)
@@ -274,7 +287,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 1
         return 0
-    with Store(settings.database_path, create=False) as store:
+    with _store_with_papers(settings) as store:
         report = dry_run(settings, store)
     print(f"Dry run of issue {report.issue.key}: nothing was sent.")
     if report.recipients:

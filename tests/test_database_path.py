@@ -147,3 +147,27 @@ def test_fetch_starts_the_database_where_the_path_says(
     assert "Fetched 3 papers" in capsys.readouterr().out
     assert (isolated / TYPO).is_file()
     assert main(["status"]) == 0  # now there is a database to read
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["send", "--dry-run"], ["send"], ["rank", "ada@example.org"], ["preview", "ada@example.org"]],
+    ids=" ".join,
+)
+def test_a_database_with_nothing_ingested_says_so(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    """Before: "No subscriber has a relevant paper", as if the papers had been read."""
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "s" * 40)
+    Store(project / "newsletter.db").close()  # started (as `init` leaves it), no dump yet
+    assert main(command) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: newsletter.db: nothing ingested here yet; run `newsletter ingest FILE`, or "
+        "`newsletter fetch` and let `newsletter run` take it in"
+    )
+    with Store(project / "newsletter.db") as store:
+        assert store.latest_issue() is None  # no issue built, nothing written
+    assert not (project / "outbox").exists()
