@@ -13,6 +13,7 @@ import pytest
 from newsletter.cli import main
 from newsletter.errors import NoDatabaseError
 from newsletter.store import Store
+from tests.factories import REAL_SEND_ENV
 from tests.http_server import Reply, http_server
 from tests.smtp_server import Recorder, smtp_server
 from tests.test_fetch import api_body
@@ -73,13 +74,11 @@ def test_a_real_send_to_a_missing_database_sends_nothing(
     recorder = Recorder()
     with smtp_server(recorder) as server:
         for name, value in {
-            "DATABASE_PATH": str(TYPO),
-            "SECRET_KEY": "s" * 40,
-            "BASE_URL": "https://news.lab.example",
-            "FROM_ADDRESS": "Lab Digest <digest@lab.example>",
-            "SMTP_PORT": str(server.port),
+            **REAL_SEND_ENV,
+            "NEWSLETTER_DATABASE_PATH": str(TYPO),
+            "NEWSLETTER_SMTP_PORT": str(server.port),
         }.items():
-            monkeypatch.setenv(f"NEWSLETTER_{name}", value)
+            monkeypatch.setenv(name, value)
         assert main(["send"]) == 1
     refusal(capsys, TYPO)
     assert recorder.received == [] and recorder.connections == 0
@@ -161,7 +160,8 @@ def test_a_database_with_nothing_ingested_says_so(
     command: list[str],
 ) -> None:
     """Before: "No subscriber has a relevant paper", as if the papers had been read."""
-    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "s" * 40)
+    for name, value in REAL_SEND_ENV.items():  # settings a real send accepts
+        monkeypatch.setenv(name, value)
     Store(project / "newsletter.db").close()  # started (as `init` leaves it), no dump yet
     assert main(command) == 1
     assert capsys.readouterr().err.strip() == (
