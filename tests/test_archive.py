@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -34,16 +35,27 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 TRICKY_TITLE = 'Distilling <Teachers> & "Students": Continual Learning at Scale'
 
 
+PUBLIC = "https://news.lab.example.org"  # where a lab's reverse proxy serves the site
+
+
 @pytest.fixture
 def site(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Settings]]:
+    """The app on loopback behind its public base URL (as in production: real sends
+    refuse links to a loopback address); `get` maps a public link to the server."""
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
     monkeypatch.setenv("NEWSLETTER_FROM_ADDRESS", "Lab Digest <digest@lab.example.org>")
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", PUBLIC)
     with Store(project / "newsletter.db") as store:
         for path in sorted((project / "dumps").iterdir()):
             ingest_file(store, path)
-    with running(lambda url: create_app(load_settings(base_url=url))) as url:
-        monkeypatch.setenv("NEWSLETTER_BASE_URL", url)
+    with running(lambda url: create_app(load_settings())) as url:
         yield url, load_settings()
+
+
+def get(server: str, link: str) -> httpx.Response:
+    """GET a link of an email from the server, as the reverse proxy would pass it on."""
+    assert link.startswith(PUBLIC + "/"), link
+    return httpx.get(server + urlsplit(link).path)
 
 
 def send(settings: Settings, day: date) -> dict[str, EmailMessage]:
@@ -111,8 +123,8 @@ def test_view_in_browser_shows_the_issue_as_sent(site: tuple[str, Settings]) -> 
         assert sent[address]["List-Id"] == "Research Digest <digest.lab.example.org>"
         mail = html_of(sent[address])
         view = link(mail, "View in browser")
-        assert view.startswith(f"{url}/archive/")
-        response = httpx.get(view)
+        assert view.startswith(f"{PUBLIC}/archive/")
+        response = get(url, view)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/html")
         assert response.headers["cache-control"] == "no-store"
@@ -122,7 +134,7 @@ def test_view_in_browser_shows_the_issue_as_sent(site: tuple[str, Settings]) -> 
         assert not [a for a in page.css("a") if a.text(strip=True) == "View in browser"]
         assert link(page, "Unsubscribe") == link(mail, "Unsubscribe")
         assert link(page, "Atom feed") == link(mail, "Atom feed")
-        assert httpx.get(view).text == response.text  # the same page every time
+        assert get(url, view).text == response.text  # the same page every time
     assert titles(html_of(sent["ada@example.org"])) != titles(html_of(sent["grace@example.org"]))
 
 
@@ -134,7 +146,7 @@ def test_an_issue_links_the_earlier_ones_and_outlives_the_subscription(
     with Store(settings.database_path) as store:
         ingest_file(store, second_day_dump(project))
     second = send(settings, SECOND)["ada@example.org"]
-    page = HTMLParser(httpx.get(link(html_of(second), "View in browser")).text)
+    page = HTMLParser(get(url, link(html_of(second), "View in browser")).text)
     assert TRICKY_TITLE in titles(page)
     # The earlier issue, at the very address its own email gave (links are stable).
     assert link(page, "Nov 22, 2026") == link(html_of(first), "View in browser")
@@ -143,7 +155,7 @@ def test_an_issue_links_the_earlier_ones_and_outlives_the_subscription(
     start = yaml.index("  - email: ada@example.org")
     end = yaml.index("  - email: grace@example.org")
     settings.subscribers_file.write_text(yaml[:start] + yaml[end:])
-    again = httpx.get(link(html_of(first), "View in browser"))
+    again = get(url, link(html_of(first), "View in browser"))
     assert again.status_code == 200
     assert titles(HTMLParser(again.text)) == titles(html_of(first))
 
@@ -158,7 +170,7 @@ def test_the_feed_lists_every_paper_sent_newest_issue_first(
     second = send(settings, SECOND)["ada@example.org"]
     feed_link = link(html_of(second), "Atom feed")
     assert feed_link == link(html_of(first), "Atom feed") and feed_link.endswith(".atom")
-    response = httpx.get(feed_link)
+    response = get(url, feed_link)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/atom+xml")
     feed = ET.fromstring(response.content)
@@ -187,7 +199,7 @@ def test_the_feed_lists_every_paper_sent_newest_issue_first(
     assert (tricky.findtext(f"{ATOM}summary") or "").startswith("TL;DR Students distilled")
     ids = [e.findtext(f"{ATOM}id") for e in entries]
     assert len(set(ids)) == len(ids)
-    refetched = ET.fromstring(httpx.get(feed_link).content)
+    refetched = ET.fromstring(get(url, feed_link).content)
     assert [e.findtext(f"{ATOM}id") for e in refetched.findall(f"{ATOM}entry")] == ids
 
 
@@ -233,7 +245,7 @@ def test_a_dry_runs_links_open_the_dry_run(site: tuple[str, Settings]) -> None:
     )
     assert isinstance(message, EmailMessage)
     mail = html_of(message)
-    page = HTMLParser(httpx.get(link(mail, "View in browser")).text)
+    page = HTMLParser(get(url, link(mail, "View in browser")).text)
     assert titles(page) == titles(mail)
-    feed = ET.fromstring(httpx.get(link(mail, "Atom feed")).content)
+    feed = ET.fromstring(get(url, link(mail, "Atom feed")).content)
     assert [e.findtext(f"{ATOM}title") for e in feed.findall(f"{ATOM}entry")] == titles(mail)

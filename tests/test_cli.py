@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.store import Store
+from tests.factories import REAL_SEND_ENV
 from tests.smtp_server import Recorder, smtp_server
 
 
@@ -130,6 +132,9 @@ def ingest_samples(project: Path) -> list[str]:
 
 
 def test_dumps_lists_what_was_ingested(project: Path) -> None:
+    missing = run("dumps", cwd=project)
+    assert missing.returncode == 1 and "newsletter.db: no database here" in missing.stderr
+    Store(project / "newsletter.db").close()  # started, nothing ingested yet
     empty = run("dumps", cwd=project)
     assert empty.returncode == 0 and "No dump has been ingested yet" in empty.stdout
     assert json.loads(run("dumps", "--json", cwd=project).stdout) == []
@@ -209,10 +214,7 @@ def test_status_says_which_command_holds_the_database(project: Path) -> None:
     """Before: "Service: running (pid N)" while a plain `newsletter send` held the lock."""
     dumps = sorted(str(p) for p in (project / "dumps").iterdir())
     assert run("ingest", *dumps, cwd=project).returncode == 0
-    env = {
-        "NEWSLETTER_SECRET_KEY": "cli-test-secret",
-        "NEWSLETTER_SMTP_TIMEOUT": "60",
-    }
+    env = {**REAL_SEND_ENV, "NEWSLETTER_SMTP_TIMEOUT": "60"}
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     full_env.update(env, NEWSLETTER_SOURCE_URL="")
     stalling = Recorder(on_data=lambda rcpt, attempt: "stall", stall_seconds=60)
