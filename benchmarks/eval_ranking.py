@@ -27,11 +27,12 @@ import argparse
 import csv
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,18 @@ from newsletter.subscribers import Subscriber, load_subscribers  # noqa: E402
 
 RELEVANCE = ROOT / "benchmarks" / "relevance"
 SAMPLES = ROOT / "samples" / "dumps"
+# The real papers of the judged set beyond the samples are read from here at run time
+# (never copied into the repository); NEWSLETTER_CORPORA points elsewhere.
+CORPORA = Path(os.environ.get("NEWSLETTER_CORPORA", ROOT.parent / "shared" / "corpora"))
 # The moment the sample dumps are taken to have been received (as in tests/conftest.py).
 RECEIVED = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 CUTOFF = 10
 Vectorised = tuple[dict[str, Any], dict[str, Any]]  # paper vectors by key, topic vectors
 PRECISION_AT = 5
+
+
+class CorporaMissing(RuntimeError):
+    """The shared corpora (papers of the judged set beyond the samples) are not there."""
 
 
 @dataclass(frozen=True)
@@ -76,21 +84,76 @@ class Summary:
     precision_strict: float
 
 
+def pool() -> list[tuple[str, str]]:
+    """The judged papers as (reference, source) from papers.tsv: a sample paper by its
+    title, a corpus paper by its arXiv id."""
+    with (RELEVANCE / "papers.tsv").open(encoding="utf-8", newline="") as handle:
+        return [(row["paper"], row["source"]) for row in csv.DictReader(handle, delimiter="\t")]
+
+
 def load_papers() -> list[Paper]:
-    """The papers of the sample dumps, parsed as ingest would parse them."""
+    """The judged papers: the sample dumps parsed as ingest parses them, the corpus
+    days' API JSON likewise (so their `ai_keywords` are there), and the other corpus
+    papers built from their records (title, abstract, date). Raises CorporaMissing
+    when the corpora are not at CORPORA."""
+    wanted: dict[str, set[str]] = {}
+    for reference, source in pool():
+        wanted.setdefault(source, set()).add(reference)
     papers: list[Paper] = []
-    for path in sorted(SAMPLES.glob("*.txt")):
-        dump = parse_dump(path.read_text(encoding="utf-8"), name=path.name, received_at=RECEIVED)
-        papers.extend(dump.papers)
+    for source, references in sorted(wanted.items()):
+        if source.startswith("samples/"):
+            path = ROOT / source
+            found = _parsed(path)
+            papers.extend(paper for paper in found if paper.title in references)
+            continue
+        path = CORPORA / source.removeprefix("corpora/")
+        if not path.is_file():
+            raise CorporaMissing(
+                f"{path} is missing: the judged set reads its corpus papers from "
+                f"{CORPORA} (set NEWSLETTER_CORPORA to where ../shared/corpora is)"
+            )
+        found = _parsed(path) if path.suffix == ".json" else _records(path)
+        papers.extend(paper for paper in found if paper.arxiv_id in references)
+    if len(papers) != sum(len(refs) for refs in wanted.values()):
+        raise ValueError(f"papers.tsv lists {len(pool())} papers, {len(papers)} were found")
     return papers
 
 
-def load_qrels() -> dict[str, dict[str, int]]:
-    """email -> paper key -> grade, from qrels.tsv."""
+def _parsed(path: Path) -> list[Paper]:
+    text = path.read_text(encoding="utf-8")
+    return parse_dump(text, name=path.name, received_at=RECEIVED).papers
+
+
+def _records(path: Path) -> list[Paper]:
+    """Papers from corpora/papers.jsonl records (title, abstract, authors, date)."""
+    papers = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        title = " ".join(record["title"].split())
+        papers.append(
+            Paper(
+                key=paper_key(title),
+                title=title,
+                abstract=" ".join(record["abstract"].split()),
+                authors=tuple(record["authors"]),
+                authors_count=len(record["authors"]),
+                published=date.fromisoformat(record["date"]),
+                arxiv_id=record["arxiv_id"],
+            )
+        )
+    return papers
+
+
+def load_qrels(papers: Sequence[Paper] | None = None) -> dict[str, dict[str, int]]:
+    """email -> paper key -> grade, from qrels.tsv (pairs not listed are grade 0). A
+    paper is named by its arXiv id or, for the sample papers, its title."""
+    papers = load_papers() if papers is None else papers
+    by_id = {paper.arxiv_id: paper.key for paper in papers if paper.arxiv_id}
     qrels: dict[str, dict[str, int]] = {}
     with (RELEVANCE / "qrels.tsv").open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
-            qrels.setdefault(row["email"].lower(), {})[paper_key(row["title"])] = int(row["grade"])
+            key = by_id.get(row["paper"]) or paper_key(row["paper"])
+            qrels.setdefault(row["email"].lower(), {})[key] = int(row["grade"])
     return qrels
 
 
@@ -118,9 +181,7 @@ def measure(
     """The measures of each profile from its picks as (paper key, title, why)."""
     results: list[ProfileResult] = []
     for profile, picks in zip(profiles, ranked, strict=True):
-        grades = qrels.get(profile.key)
-        if grades is None:
-            raise ValueError(f"{profile.email} has no judgements in qrels.tsv")
+        grades = qrels.get(profile.key, {})
         got = [grades.get(key, 0) for key, _, _ in picks]
         ideal = dcg(sorted(grades.values(), reverse=True))
         first = got[:PRECISION_AT]
@@ -169,7 +230,7 @@ def evaluate(model: str = "lexical", vectors: Vectorised | None = None) -> list[
         [(pick.paper.key, pick.paper.title, pick.why) for pick in picks]
         for picks in ranker.rank(profiles, topic_vectors=vectors[1] if vectors else None)
     ]
-    return measure(profiles, ranked, load_qrels())
+    return measure(profiles, ranked, load_qrels(papers))
 
 
 def embed(papers: Sequence[Paper], profiles: Sequence[Subscriber]) -> Vectorised:
