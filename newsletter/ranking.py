@@ -104,8 +104,6 @@ from __future__ import annotations
 
 import gc
 import math
-import re
-import unicodedata
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,29 +113,57 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-import snowballstemmer
 
+from newsletter.analysis import (
+    NEAR_MARK,
+    NEAR_SHARE,
+    NEAR_WINDOW,
+    PHRASE_SHARE,
+    STOPWORDS,
+    WORD_SHARE,
+    Analyzer,
+    Reading,
+    Text,
+    TopicTerms,
+    count,
+    explain,
+)
 from newsletter.dumps import Paper
+from newsletter.lexicon import Lexicon
 from newsletter.subscribers import Subscriber
+
+__all__ = [
+    "NEAR_MARK",
+    "NEAR_SHARE",
+    "NEAR_WINDOW",
+    "PHRASE_SHARE",
+    "STOPWORDS",
+    "WORD_SHARE",
+    "Analyzer",
+    "Match",
+    "Pick",
+    "Ranker",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.integer[Any]]
-Segments = list[list[tuple[str, int, int]]]  # per segment: (stem, start, end) of kept words
 
 # BM25F
 K1 = 1.2
 TITLE_BOOST = 2.0
 ABSTRACT_BOOST = 1.0
+KEYWORDS_BOOST = 1.0  # the capture's ai_keywords, when it has them
 B_TITLE = 0.3
 B_ABSTRACT = 0.75
+B_KEYWORDS = 0.3
+FIELDS = ("title", "abstract", "keywords")
 
 # Topic queries and the relevance threshold
-PHRASE_SHARE = 0.6  # of a multi-word topic's weight, on its bigrams (words in order)
-NEAR_SHARE = 0.25  # on its near pairs (the same words close together, in any order)
-WORD_SHARE = 1.0 - PHRASE_SHARE - NEAR_SHARE  # on its single words
-NEAR_WINDOW = 4  # a near pair: two kept words at most this many kept words apart, one segment
 MIN_NEAR_SHARE = 0.5  # of a multi-word topic's pairs that must be near (plus every word)
-NEAR_MARK = "~"  # prefix of near-pair features (no word contains it)
+# Words any AI paper uses: a topic with other words too ("medical AI", "LLM distillation")
+# also takes papers with those other words alone, at RELAXED_SHARE of the score.
+GENERIC = frozenset({"ai", "llm", "lm", "vlm", "mllm", "lmm", "model", "network", "deep", "larg"})
+RELAXED_SHARE = 0.5
 COMBINE_POWER = 4  # soft maximum over a subscriber's topics (must stay 4: two square roots)
 
 # The semantic signal (only with vectors: see newsletter/semantic.py)
@@ -158,154 +184,6 @@ EXCLUDE_ABSTRACT_COUNT = 2
 DENSE_TOPIC_LIMIT = 12_500_000  # topic x paper scores kept dense up to this many elements
 SUBSCRIBER_BLOCK = 16_384  # subscribers scored together
 _EPS = 1e-9
-
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "aren",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "cannot",
-        "could",
-        "couldn",
-        "did",
-        "didn",
-        "do",
-        "does",
-        "doesn",
-        "doing",
-        "don",
-        "during",
-        "each",
-        "e",
-        "eg",
-        "et",
-        "etc",
-        "for",
-        "from",
-        "further",
-        "g",
-        "had",
-        "hadn",
-        "has",
-        "hasn",
-        "have",
-        "haven",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "ie",
-        "if",
-        "in",
-        "into",
-        "is",
-        "isn",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "let",
-        "me",
-        "my",
-        "myself",
-        "of",
-        "on",
-        "once",
-        "only",
-        "or",
-        "ought",
-        "our",
-        "ours",
-        "ourselves",
-        "shall",
-        "shan",
-        "she",
-        "should",
-        "shouldn",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "thus",
-        "to",
-        "too",
-        "until",
-        "us",
-        "very",
-        "via",
-        "was",
-        "wasn",
-        "we",
-        "were",
-        "weren",
-        "what",
-        "when",
-        "where",
-        "whether",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "won",
-        "would",
-        "wouldn",
-        "yet",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-    ]
-)
-
-_SEGMENT = re.compile(r"[^.,;:!?()\[\]{}\"“”«»]+")
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-
 
 @dataclass(frozen=True, slots=True)
 class Match:
@@ -377,214 +255,6 @@ def _join_and(parts: Sequence[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-# --------------------------------------------------------------------------- analysis
-
-
-@dataclass(frozen=True)
-class TopicTerms:
-    """The features a topic (or exclude term) queries, in the order of its text."""
-
-    unigrams: tuple[str, ...]
-    bigrams: tuple[str, ...]
-
-    @property
-    def pairs(self) -> tuple[str, ...]:
-        """The near-pair feature of each bigram (its two stems in any order)."""
-        found = {_near(*bigram.split(" ")) for bigram in self.bigrams}
-        return tuple(sorted(pair for pair in found if pair is not None))
-
-    def weights(self) -> dict[str, float]:
-        """Query weight of each feature; they add up to 1 (empty for a stopword-only
-        text)."""
-        if not self.unigrams:
-            return {}
-        if not self.bigrams:
-            share = 1.0 / len(self.unigrams)
-            return {unigram: share for unigram in self.unigrams}
-        pairs = self.pairs
-        phrase = PHRASE_SHARE if pairs else PHRASE_SHARE + NEAR_SHARE
-        weights = {bigram: phrase / len(self.bigrams) for bigram in self.bigrams}
-        for pair in pairs:
-            weights[pair] = NEAR_SHARE / len(pairs)
-        for unigram in self.unigrams:
-            weights[unigram] = WORD_SHARE / len(self.unigrams)
-        return weights
-
-
-@dataclass(frozen=True)
-class TextFeatures:
-    """Feature counts of one text, its length in kept words, and the first surface form
-    (lower case, as written) of each feature."""
-
-    counts: dict[str, int]
-    length: int
-    surfaces: dict[str, str]
-
-
-class Analyzer:
-    """Tokenise, drop stopwords, stem (with a per-instance stem cache)."""
-
-    def __init__(self) -> None:
-        self._stemmer: Any = snowballstemmer.stemmer("english")
-        self._stems: dict[str, str] = {}
-
-    def stem(self, word: str) -> str:
-        """The Snowball English stem of a lower-case word."""
-        stem = self._stems.get(word)
-        if stem is None:
-            stem = str(self._stemmer.stemWord(word))
-            self._stems[word] = stem
-        return stem
-
-    def segments(self, text: str) -> tuple[str, Segments]:
-        """The normalised text and its segments (split at punctuation) of kept words as
-        (stem, start, end) spans into the normalised text."""
-        norm = unicodedata.normalize("NFKC", text).casefold()
-        segments: Segments = []
-        for segment in _SEGMENT.finditer(norm):
-            words: list[tuple[str, int, int]] = []
-            for match in _WORD.finditer(norm, segment.start(), segment.end()):
-                word = match.group().replace("’", "'")
-                word = word.removesuffix("'s")
-                word = word.replace("'", "")
-                if not word or word in STOPWORDS:
-                    continue
-                words.append((self.stem(word), match.start(), match.end()))
-            if words:
-                segments.append(words)
-        return norm, segments
-
-    def features(self, text: str) -> TextFeatures:
-        """Unigram and bigram counts of a text, with the surface of each feature."""
-        return _count(*self.segments(text))
-
-    def topic_terms(self, text: str) -> TopicTerms:
-        """Distinct unigrams and bigrams of a topic, in order."""
-        _, segments = self.segments(text)
-        unigrams: dict[str, None] = {}
-        bigrams: dict[str, None] = {}
-        for words in segments:
-            for index, (stem, _, _) in enumerate(words):
-                unigrams[stem] = None
-                if index:
-                    bigrams[f"{words[index - 1][0]} {stem}"] = None
-        return TopicTerms(tuple(unigrams), tuple(bigrams))
-
-
-def _near(first: str, second: str) -> str | None:
-    """The near-pair feature of two stems (order-free); None for a repeated stem."""
-    if first == second:
-        return None
-    low, high = sorted((first, second))
-    return f"{NEAR_MARK}{low} {high}"
-
-
-def _count(norm: str, segments: Segments, *, surfaces: bool = True) -> TextFeatures:
-    counts: dict[str, int] = {}
-    found: dict[str, str] = {}
-    length = 0
-    for words in segments:
-        length += len(words)
-        # Near pairs: each pair of different stems at most NEAR_WINDOW apart, counted once
-        # per position pair ("distilling large language models" holds "~distil model").
-        for index in range(1, len(words)):
-            stem = words[index][0]
-            for other in words[max(0, index - NEAR_WINDOW) : index]:
-                pair = _near(other[0], stem)
-                if pair is not None:
-                    counts[pair] = counts.get(pair, 0) + 1
-        previous: tuple[str, int, int] | None = None
-        for stem, start, end in words:
-            counts[stem] = counts.get(stem, 0) + 1
-            if surfaces and stem not in found:
-                found[stem] = norm[start:end]
-            if previous is not None:
-                bigram = f"{previous[0]} {stem}"
-                counts[bigram] = counts.get(bigram, 0) + 1
-                if surfaces and bigram not in found:
-                    found[bigram] = " ".join(norm[previous[1] : end].split())
-            previous = (stem, start, end)
-    return TextFeatures(counts, length, found)
-
-
-class _Text:
-    """One analysed field of a paper, indexed to find a topic's phrases in it."""
-
-    __slots__ = ("norm", "positions", "segments")
-
-    def __init__(self, norm: str, segments: Segments) -> None:
-        self.norm = norm
-        self.segments = segments
-        self.positions: dict[str, list[tuple[int, int]]] = {}
-        for s_index, words in enumerate(segments):
-            for w_index, (stem, _, _) in enumerate(words):
-                self.positions.setdefault(stem, []).append((s_index, w_index))
-
-    def find(self, stems: Sequence[str]) -> str | None:
-        """The first occurrence of the consecutive `stems`, as written."""
-        n = len(stems)
-        for s_index, w_index in self.positions.get(stems[0], ()):
-            words = self.segments[s_index]
-            if w_index + n <= len(words) and all(
-                words[w_index + k][0] == stems[k] for k in range(1, n)
-            ):
-                return " ".join(self.norm[words[w_index][1] : words[w_index + n - 1][2]].split())
-        return None
-
-
-def _place(in_title: bool, in_abstract: bool) -> str:
-    if in_title and in_abstract:
-        return "title and abstract"
-    return "title" if in_title else "abstract"
-
-
-def _explain(
-    terms: TopicTerms, title: _Text, abstract: _Text
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The words of a topic found in a paper, as written there: the longest runs of the
-    topic's consecutive words found together (phrases) first, then its remaining single
-    words; and where each occurs."""
-    words: list[str] = []
-    places: list[str] = []
-    covered: set[str] = set()
-
-    def add(stems: Sequence[str]) -> bool:
-        in_title = title.find(stems)
-        in_abstract = abstract.find(stems)
-        found = in_title or in_abstract
-        if found is None:
-            return False
-        if found not in words:
-            words.append(found)
-            places.append(_place(in_title is not None, in_abstract is not None))
-        covered.update(stems)
-        return True
-
-    def close(run: list[str]) -> None:
-        if len(run) > 2 and not add(run):  # the run's bigrams occur, but apart
-            for index in range(len(run) - 1):
-                add(run[index : index + 2])
-        elif len(run) == 2:
-            add(run)
-        run.clear()
-
-    run: list[str] = []
-    for bigram in terms.bigrams:
-        pair = bigram.split(" ")
-        if title.find(pair) is None and abstract.find(pair) is None:
-            close(run)
-        elif run and run[-1] == pair[0]:
-            run.append(pair[1])
-        else:
-            close(run)
-            run.extend(pair)
-    close(run)
-    for unigram in terms.unigrams:
-        if unigram not in covered:
-            add([unigram])
-    return tuple(words), tuple(places)
-
-
 # ----------------------------------------------------------------------------- ranker
 
 
@@ -628,7 +298,6 @@ class Ranker:
         """`paper_vectors` (unit vectors by paper key, from `newsletter.semantic`) turn on
         the semantic signal for the topics given vectors in `rank`; a paper without one
         is ranked on its words alone."""
-        self._analyzer = Analyzer()
         pool: dict[str, Paper] = {}
         for paper in papers:
             kept = pool.get(paper.key)
@@ -636,39 +305,44 @@ class Ranker:
                 pool[paper.key] = paper
         self._papers: tuple[Paper, ...] = tuple(pool.values())
         self._index = {paper.key: index for index, paper in enumerate(self._papers)}
-        self._texts: dict[int, tuple[_Text, _Text]] = {}
+        self._texts: dict[int, tuple[Text, ...]] = {}
+        self._analyzer = Analyzer(
+            Lexicon.learn(f"{paper.title}. {paper.abstract}" for paper in self._papers)
+        )
 
         vocabulary: dict[str, int] = {}
         matrices: list[tuple[list[int], list[int], list[float]]] = []
         scales: list[FloatArray] = []
-        analysed: list[list[tuple[str, Segments]]] = [[], []]
+        analysed: list[list[Reading]] = [[], [], []]
         for field_index, (boost, b) in enumerate(
-            ((TITLE_BOOST, B_TITLE), (ABSTRACT_BOOST, B_ABSTRACT))
+            ((TITLE_BOOST, B_TITLE), (ABSTRACT_BOOST, B_ABSTRACT), (KEYWORDS_BOOST, B_KEYWORDS))
         ):
             rows: list[int] = []
             cols: list[int] = []
             vals: list[float] = []
             lengths: list[int] = []
             for row, paper in enumerate(self._papers):
-                norm, segments = self._analyzer.segments(
-                    paper.title if field_index == 0 else paper.abstract
-                )
-                analysed[field_index].append((norm, segments))
-                found = _count(norm, segments, surfaces=False)
+                reading = self._analyzer.read(_field_text(paper, field_index))
+                analysed[field_index].append(reading)
+                found = count(reading, surfaces=False)
                 lengths.append(found.length)
-                for feature, count in found.counts.items():
+                for feature, value in found.counts.items():
                     rows.append(row)
                     cols.append(vocabulary.setdefault(feature, len(vocabulary)))
-                    vals.append(float(count))
+                    vals.append(float(value))
             matrices.append((rows, cols, vals))
             scales.append(_field_scale(lengths, boost, b))
-        self._analysed = list(zip(analysed[0], analysed[1], strict=True))
+        self._analysed = list(zip(*analysed, strict=True))
         self._vocabulary = vocabulary
         shape = (len(self._papers), len(vocabulary))
-        title, abstract = (
+        title, abstract, keywords = (
             sp.csr_matrix((vals, (rows, cols)), shape=shape) for rows, cols, vals in matrices
         )
-        pseudo = sp.csr_matrix(sp.diags(scales[0]) @ title + sp.diags(scales[1]) @ abstract)
+        pseudo = sp.csr_matrix(
+            sp.diags(scales[0]) @ title
+            + sp.diags(scales[1]) @ abstract
+            + sp.diags(scales[2]) @ keywords
+        )
         pseudo.sum_duplicates()
         pseudo.eliminate_zeros()
         n_papers = len(self._papers)
@@ -746,7 +420,9 @@ class Ranker:
 
     # -------------------------------------------------------------------- internals
 
-    def _query(self, terms: Sequence[TopicTerms]) -> tuple[Any, Any, Any, FloatArray, FloatArray]:
+    def _query(
+        self, terms: Sequence[TopicTerms]
+    ) -> tuple[Any, Any, Any, Any, FloatArray, FloatArray]:
         """For topics: the CSR (topics x features) query weights; the CSR of their words
         alone, each 1 / number of words (its product with presence is 1 when every word
         occurs); and each topic's best possible BM25F score (k1 + 1) * sum_t qw(t) *
@@ -761,6 +437,9 @@ class Ranker:
         pair_rows: list[int] = []
         pair_cols: list[int] = []
         pair_vals: list[float] = []
+        need_rows: list[int] = []
+        need_cols: list[int] = []
+        need_vals: list[float] = []
         free = np.zeros(len(terms))
         best = np.zeros(len(terms))
         unknown_idf = math.log1p((len(self._papers) + 0.5) / 0.5)
@@ -786,6 +465,14 @@ class Ranker:
                     word_rows.append(row)
                     word_cols.append(col)
                     word_vals.append(1.0 / len(term.unigrams))
+            needed = [u for u in term.unigrams if u not in GENERIC]
+            if 0 < len(needed) < len(term.unigrams):
+                for feature in needed:
+                    col = self._vocabulary.get(feature)
+                    if col is not None:
+                        need_rows.append(row)
+                        need_cols.append(col)
+                        need_vals.append(1.0 / len(needed))
             if not pairs:
                 free[row] = 1.0
             for feature in pairs:
@@ -798,7 +485,8 @@ class Ranker:
         query = sp.csr_matrix((vals, (rows, cols)), shape=shape)
         words = sp.csr_matrix((word_vals, (word_rows, word_cols)), shape=shape)
         near = sp.csr_matrix((pair_vals, (pair_rows, pair_cols)), shape=shape)
-        return query, words, near, free, best
+        needed = sp.csr_matrix((need_vals, (need_rows, need_cols)), shape=shape)
+        return query, words, near, needed, free, best
 
     def _prepare(
         self,
@@ -859,15 +547,17 @@ class Ranker:
                             del_cols.append(col)
 
         # Topic x paper: normalised BM25F score, kept where the topic is relevant.
-        query, words, near, free, best = self._query(topics)
+        query, words, near, needed, free, best = self._query(topics)
         inverse_best = np.divide(1.0, best, out=np.zeros_like(best), where=best > 0)
         score = sp.csr_matrix(sp.diags(inverse_best) @ query @ self._weights_t)
         every_word = sp.csr_matrix(words @ self._present_t) >= 1.0 - _EPS
         near_enough = sp.csr_matrix(near @ self._present_t)
         if free.any():
             near_enough = sp.csr_matrix(near_enough + sp.diags(free) @ every_word)
-        relevant = every_word.multiply(near_enough >= 1.0 - _EPS)
-        relevance = sp.csr_matrix(score.multiply(relevant))
+        relevant = sp.csr_matrix(every_word.multiply(near_enough >= 1.0 - _EPS), dtype=np.float64)
+        relaxed = sp.csr_matrix(needed @ self._present_t >= 1.0 - _EPS, dtype=np.float64)
+        relaxed = relaxed - relaxed.multiply(relevant)
+        relevance = sp.csr_matrix(score.multiply(relevant + RELAXED_SHARE * relaxed))
         relevance.eliminate_zeros()
         n_topics = len(topics)
         lexical: Any = None
@@ -1067,10 +757,8 @@ class Ranker:
                 topic_id = batch.key_topic[key]
                 words = explained.get((topic_id, col))
                 if words is None:
-                    title, abstract = self._paper_texts(col)
-                    words = explained[(topic_id, col)] = _explain(
-                        batch.topics[topic_id], title, abstract
-                    )
+                    fields = zip(FIELDS, self._paper_texts(col), strict=True)
+                    words = explained[(topic_id, col)] = explain(batch.topics[topic_id], fields)
                 close = batch.lexical is not None and not (
                     float(_gather(batch.lexical, np.asarray(topic_id), np.asarray(col))) > 0
                 )
@@ -1088,10 +776,10 @@ class Ranker:
         firsts = np.where(n_matches > 0, match_ids[:, 0], -1).tolist()
         found: list[tuple[Match, ...]] = list(map(matches.__getitem__, firsts))
         multi = np.flatnonzero(n_matches > 1)
-        for index, ids, count in zip(
+        for index, ids, n_found in zip(
             multi.tolist(), match_ids[multi].tolist(), n_matches[multi].tolist(), strict=True
         ):
-            found[index] = tuple([matches[m][0] for m in ids[:count]])
+            found[index] = tuple([matches[m][0] for m in ids[:n_found]])
         pool = self._papers
         papers = [pool[col] for col in cols.tolist()]
         picks = list(map(Pick, papers, scores.tolist(), found))
@@ -1101,12 +789,21 @@ class Ranker:
         for row, start, end in zip(rows[starts].tolist(), starts, ends, strict=True):
             result[low + row] = picks[start:end]
 
-    def _paper_texts(self, col: int) -> tuple[_Text, _Text]:
+    def _paper_texts(self, col: int) -> tuple[Text, ...]:
         cached = self._texts.get(col)
         if cached is None:
-            title, abstract = self._analysed[col]
-            cached = self._texts[col] = (_Text(*title), _Text(*abstract))
+            cached = self._texts[col] = tuple(Text(reading) for reading in self._analysed[col])
         return cached
+
+
+def _field_text(paper: Paper, field_index: int) -> str:
+    """The text of one field of a paper: title, abstract, or the capture's ai_keywords
+    (one segment each, so no phrase runs from one keyword into the next)."""
+    if field_index == 0:
+        return paper.title
+    if field_index == 1:
+        return paper.abstract
+    return "; ".join(paper.ai_keywords)
 
 
 @contextmanager
