@@ -269,14 +269,26 @@ class Analyzer:
         self._acronyms = frozenset(self.lexicon.expansions) - STOPWORDS
         self._single: dict[str, str] = {}  # a one-term expansion -> its acronym
         self._phrases: dict[tuple[str, ...], str] = {}  # a longer one -> its acronym
-        for acronym in sorted(self._acronyms):
-            for form in self.lexicon.expansions[acronym]:
-                terms = tuple(t for words in self._concept_words(form) for t, _, _ in words)
-                if len(terms) == 1 and terms[0] != acronym:
-                    self._single.setdefault(terms[0], acronym)
-                elif len(terms) > 1:
-                    self._phrases.setdefault(terms, acronym)
-        self._longest = max((len(terms) for terms in self._phrases), default=1)
+        self._expand: dict[str, tuple[str, ...]] = {}  # an acronym -> its expansion's terms
+        self._longest = 1
+        # Shorter expansions first, so a longer one is read with the shorter ones in it:
+        # "commonsense knowledge graph (CKG)" is "commonsense" + "kg", and "CKG" is
+        # written as those two terms (no phrase hides the concepts inside it).
+        forms = sorted(
+            (sum(len(words) for words in self._concept_words(form)), acronym, form)
+            for acronym in self._acronyms
+            for form in self.lexicon.expansions[acronym]
+        )
+        for _, acronym, form in forms:
+            read = [self._collapse(words) for words in self._concept_words(form)]
+            terms = tuple(term for words in read for term, _, _ in words)
+            if len(terms) == 1 and terms[0] != acronym:
+                self._single.setdefault(terms[0], acronym)
+            elif len(terms) > 1 and any(term in self._acronyms for term in terms):
+                self._expand.setdefault(acronym, terms)
+            elif len(terms) > 1:
+                self._phrases.setdefault(terms, acronym)
+                self._longest = max(self._longest, len(terms))
 
     def stem(self, word: str) -> str:
         """The Snowball English stem of a lower-case word."""
@@ -361,22 +373,24 @@ class Analyzer:
                 ):
                     term = self.term("".join(lowered).replace("'", "").replace("’", ""))
                     if term is not None:
-                        words.append((self._single.get(term, term), match.start(), match.end()))
+                        term = self._single.get(term, term)
+                        for each in self._expand.get(term, (term,)):
+                            words.append((each, match.start(), match.end()))
                     continue
                 for part in parts:
                     term = self.term(part.group())
                     if term is not None:
-                        start = match.start() + part.start()
-                        words.append(
-                            (self._single.get(term, term), start, match.start() + part.end())
-                        )
+                        start, end = match.start() + part.start(), match.start() + part.end()
+                        term = self._single.get(term, term)
+                        for each in self._expand.get(term, (term,)):
+                            words.append((each, start, end))
             if words:
                 segments.append(words)
         return segments
 
     def _collapse(self, words: list[Word]) -> list[Word]:
         """Expansions (longest first) written as their acronym, spanning the phrase."""
-        if not self._phrases:
+        if not self._phrases or len(words) < 2:
             return words
         out: list[Word] = []
         index = 0

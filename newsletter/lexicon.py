@@ -122,7 +122,9 @@ class Lexicon:
     expansions: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def learn(cls, texts: Iterable[str], *, table: Mapping[str, tuple[str, ...]] = TABLE) -> Lexicon:
+    def learn(
+        cls, texts: Iterable[str], *, table: Mapping[str, tuple[str, ...]] = TABLE
+    ) -> Lexicon:
         """The curated table, plus each acronym the texts define: with the expansion
         most of them use (an acronym two fields use differently keeps the table's
         meaning, or, without one, the commoner)."""

@@ -185,6 +185,7 @@ DENSE_TOPIC_LIMIT = 12_500_000  # topic x paper scores kept dense up to this man
 SUBSCRIBER_BLOCK = 16_384  # subscribers scored together
 _EPS = 1e-9
 
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """One topic that contributed to a paper's score, and the words that matched.
