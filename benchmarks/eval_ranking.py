@@ -169,8 +169,8 @@ def split_of(email: str) -> str:
     return "tune" if int(found[1]) % 2 else "check"
 
 
-def dcg(gains: Sequence[int]) -> float:
-    return sum(gain / math.log2(rank + 2) for rank, gain in enumerate(gains[:CUTOFF]))
+def dcg(gains: Sequence[int], cutoff: int = CUTOFF) -> float:
+    return sum(gain / math.log2(rank + 2) for rank, gain in enumerate(gains[:cutoff]))
 
 
 def measure(
@@ -183,7 +183,10 @@ def measure(
     for profile, picks in zip(profiles, ranked, strict=True):
         grades = qrels.get(profile.key, {})
         got = [grades.get(key, 0) for key, _, _ in picks]
-        ideal = dcg(sorted(grades.values(), reverse=True))
+        # A digest holds at most max_papers: the ideal list is cut there too, so a
+        # five-paper profile with twenty relevant papers can reach 1.
+        cutoff = min(CUTOFF, profile.max_papers)
+        ideal = dcg(sorted(grades.values(), reverse=True), cutoff)
         first = got[:PRECISION_AT]
         results.append(
             ProfileResult(
@@ -191,7 +194,7 @@ def measure(
                 split=split_of(profile.email),
                 relevant=sum(1 for grade in grades.values() if grade > 0),
                 picks=len(picks),
-                ndcg=dcg(got) / ideal if ideal > 0 else None,
+                ndcg=dcg(got, cutoff) / ideal if ideal > 0 else None,
                 precision=sum(1 for g in first if g >= 1) / PRECISION_AT,
                 precision_strict=sum(1 for g in first if g == 2) / PRECISION_AT,
                 top=[

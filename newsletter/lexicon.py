@@ -55,6 +55,8 @@ TABLE: Mapping[str, tuple[str, ...]] = {
     "odqa": ("open-domain question answering",),
     "automl": ("automated machine learning", "automatic machine learning"),
     "dit": ("diffusion transformer",),
+    # Clipped words, written either way.
+    "math": ("mathematics", "mathematical"),
 }
 
 # "(ABBR)" or "(ABBRs)": 2-10 letters/digits/hyphens with at least two capitals.

@@ -150,9 +150,8 @@ IntArray = npt.NDArray[np.integer[Any]]
 
 # BM25F
 K1 = 1.2
-TITLE_BOOST = 2.0
-ABSTRACT_BOOST = 1.0
-KEYWORDS_BOOST = 1.0  # the capture's ai_keywords, when it has them
+TITLE_SHARE = 0.5  # of a word's weight from the title; the rest from the abstract
+KEYWORDS_SHARE = 0.2  # on top, from the capture's ai_keywords (when it has them)
 B_TITLE = 0.3
 B_ABSTRACT = 0.75
 B_KEYWORDS = 0.3
@@ -315,9 +314,7 @@ class Ranker:
         matrices: list[tuple[list[int], list[int], list[float]]] = []
         scales: list[FloatArray] = []
         analysed: list[list[Reading]] = [[], [], []]
-        for field_index, (boost, b) in enumerate(
-            ((TITLE_BOOST, B_TITLE), (ABSTRACT_BOOST, B_ABSTRACT), (KEYWORDS_BOOST, B_KEYWORDS))
-        ):
+        for field_index, b in enumerate((B_TITLE, B_ABSTRACT, B_KEYWORDS)):
             rows: list[int] = []
             cols: list[int] = []
             vals: list[float] = []
@@ -332,27 +329,30 @@ class Ranker:
                     cols.append(vocabulary.setdefault(feature, len(vocabulary)))
                     vals.append(float(value))
             matrices.append((rows, cols, vals))
-            scales.append(_field_scale(lengths, boost, b))
+            scales.append(_field_scale(lengths, b))
         self._analysed = list(zip(*analysed, strict=True))
         self._vocabulary = vocabulary
         shape = (len(self._papers), len(vocabulary))
         title, abstract, keywords = (
             sp.csr_matrix((vals, (rows, cols)), shape=shape) for rows, cols, vals in matrices
         )
-        pseudo = sp.csr_matrix(
-            sp.diags(scales[0]) @ title
-            + sp.diags(scales[1]) @ abstract
-            + sp.diags(scales[2]) @ keywords
+        # Each field saturates on its own, then the fields add up with their shares: a
+        # word repeated all over a long abstract never outweighs the title.
+        saturated = sp.csr_matrix(
+            TITLE_SHARE * _saturate(sp.diags(scales[0]) @ title)
+            + (1.0 - TITLE_SHARE) * _saturate(sp.diags(scales[1]) @ abstract)
+            + KEYWORDS_SHARE * _saturate(sp.diags(scales[2]) @ keywords)
         )
-        pseudo.sum_duplicates()
-        pseudo.eliminate_zeros()
+        saturated.sum_duplicates()
+        saturated.eliminate_zeros()
         n_papers = len(self._papers)
-        df = np.bincount(pseudo.indices, minlength=len(vocabulary)).astype(np.float64)
+        df = np.bincount(saturated.indices, minlength=len(vocabulary)).astype(np.float64)
         self._idf: FloatArray = np.log1p((n_papers - df + 0.5) / (df + 0.5))
-        data = np.asarray(pseudo.data, dtype=np.float64)
-        weights = self._idf[pseudo.indices] * data * (K1 + 1.0) / (data + K1)
-        bm25 = sp.csr_matrix((weights, pseudo.indices, pseudo.indptr), shape=shape)
-        present = sp.csr_matrix((np.ones_like(weights), pseudo.indices, pseudo.indptr), shape=shape)
+        weights = self._idf[saturated.indices] * np.asarray(saturated.data, dtype=np.float64)
+        bm25 = sp.csr_matrix((weights, saturated.indices, saturated.indptr), shape=shape)
+        present = sp.csr_matrix(
+            (np.ones_like(weights), saturated.indices, saturated.indptr), shape=shape
+        )
         self._weights_t: Any = bm25.T.tocsr()  # feature x paper
         self._present_t: Any = present.T.tocsr()
         self._title_tf: Any = title.tocsc()
@@ -882,13 +882,20 @@ def _gather(matrix: Any, rows: IntArray, cols: IntArray) -> FloatArray:
     return flat.reshape(rows_b.shape)
 
 
-def _field_scale(lengths: Sequence[int], boost: float, b: float) -> FloatArray:
-    """boost / (1 - b + b * length / average length), per paper."""
+def _field_scale(lengths: Sequence[int], b: float) -> FloatArray:
+    """1 / (1 - b + b * length / average length), per paper."""
     values = np.asarray(lengths, dtype=np.float64)
     average = float(values.mean()) if len(values) else 0.0
     if average <= 0:
-        return np.full(len(values), boost, dtype=np.float64)
-    return np.asarray(boost / (1.0 - b + b * values / average), dtype=np.float64)
+        return np.ones(len(values), dtype=np.float64)
+    return np.asarray(1.0 / (1.0 - b + b * values / average), dtype=np.float64)
+
+
+def _saturate(frequencies: Any) -> Any:
+    """BM25 saturation of a CSR matrix of normalised frequencies: f (k1 + 1) / (f + k1)."""
+    out = sp.csr_matrix(frequencies, dtype=np.float64)
+    out.data = out.data * (K1 + 1.0) / (out.data + K1)
+    return out
 
 
 def _priors(papers: Sequence[Paper], today: date) -> FloatArray:
