@@ -166,9 +166,9 @@ RELAXED_SHARE = 0.5
 COMBINE_POWER = 4  # soft maximum over a subscriber's topics (must stay 4: two square roots)
 
 # The semantic signal (only with vectors: see newsletter/semantic.py)
-SEMANTIC_WEIGHT = 0.5  # share of a topic's score from closeness; the rest from its words
+SEMANTIC_WEIGHT = 0.3  # share of a topic's score from closeness; the rest from its words
 CLOSE_FLOOR = 0.2  # cosine at which closeness starts (0 below, 1 at cosine 1)
-CLOSE_THRESHOLD = 0.35  # cosine from which closeness alone makes a topic relevant (see below)
+CLOSE_THRESHOLD = 0.45  # cosine from which closeness alone makes a topic relevant (see below)
 
 # Priors
 UPVOTE_PRIOR = 0.10
