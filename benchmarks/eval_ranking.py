@@ -1,24 +1,27 @@
 """Measure ranking quality on the judged relevance set in `benchmarks/relevance/`.
 
-The real code path: the profiles are loaded with `load_subscribers`, the papers parsed
-from the sample dumps (with a fixed received time, so page years never depend on the
-clock) and ranked with `Ranker`, exactly as an issue would rank them (each profile's
-`max_papers`, its excludes, the relevance threshold). For every profile it prints
+The judged papers (`papers.tsv`) are the sample dumps' papers and real papers of the
+shared corpora, read at run time from `../shared/corpora` (NEWSLETTER_CORPORA elsewhere;
+never copied into the repository): the corpus days' API JSON is parsed as ingest parses
+it (so the papers keep their `ai_keywords`), the other records become papers from their
+title, abstract and date. The profiles are loaded with `load_subscribers` and ranked
+with `Ranker`, exactly as an issue would rank them (each profile's `max_papers`, its
+excludes, the relevance threshold). For every profile and model it prints
 
-    nDCG@10   graded gain = grade (0/1/2), ideal = the judged grades sorted; a profile
-              that gets no pick although it has relevant papers scores 0: the ranker
-              never pads its list, and that cost is shown, not hidden
-    P@5       share of the first five positions holding a grade >= 1 paper, and (strict)
-              a grade-2 paper; empty positions count as misses
+    nDCG@10   graded gain = grade (0/1/2), cut at k = min(10, max_papers) on both sides
+              (a digest never holds more than max_papers); a profile that gets no pick
+              although it has relevant papers scores 0: the ranker never pads its list
+    P@5       share of the first five positions holding a grade >= 1 paper (and, in the
+              summary, a grade-2 paper); empty positions count as misses
     picks     how many papers the profile got (at most its max_papers)
 
-and the mean and min of nDCG@10 over all profiles with a relevant paper, and over the
-tune (odd-numbered) and check (even-numbered) halves. Profiles with no relevant paper
-(p20) are left out of the nDCG means; their pick count is shown instead (it should be 0).
+and, per model, the mean and min of nDCG@10 over the profiles with a relevant paper, over
+all of them and over the tune (odd-numbered) and check (even-numbered) halves. Profiles
+with nothing relevant (p36) are left out of the nDCG means; their pick count is shown.
 
-    .venv/bin/python benchmarks/eval_ranking.py                    # lexical (the default)
-    .venv/bin/python benchmarks/eval_ranking.py --model semantic   # needs .[semantic]
-    .venv/bin/python benchmarks/eval_ranking.py --json             # for scripts
+    .venv/bin/python benchmarks/eval_ranking.py                    # both models (make eval)
+    .venv/bin/python benchmarks/eval_ranking.py --model lexical    # no semantic extra needed
+    .venv/bin/python benchmarks/eval_ranking.py --json -v          # for scripts; every pick
 """
 
 from __future__ import annotations
@@ -256,53 +259,70 @@ def summaries(results: Sequence[ProfileResult]) -> dict[str, Summary]:
     }
 
 
-def report(results: Sequence[ProfileResult], *, model: str, verbose: bool) -> str:
+def report(runs: dict[str, Sequence[ProfileResult]], *, verbose: bool) -> str:
+    """One table: per profile, each model's nDCG@10 and P@5; then per model the mean
+    and min of nDCG@10 and the mean P@5 over all profiles and over each half."""
+    names = list(runs)
+    first = runs[names[0]]
+    head = f"{'profile':36} {'split':5} {'rel':>3}" + "".join(
+        f" | {name[:9]:>9} nDCG@10  P@5 picks" for name in names
+    )
     lines = [
-        f"model: {model}   nDCG@{CUTOFF} gain = grade; P@{PRECISION_AT} >=1 and =2",
-        f"{'profile':36} {'split':5} {'rel':>3} {'picks':>5} {'nDCG@10':>7} {'P@5':>5} {'P@5=2':>5}",
+        f"nDCG@10 gain = grade, cut at min(10, max_papers); P@{PRECISION_AT}: share of grade >= 1",
+        head,
     ]
-    for r in results:
-        ndcg = "  -   " if r.ndcg is None else f"{r.ndcg:7.3f}"
-        lines.append(
-            f"{r.email:36} {r.split:5} {r.relevant:3} {r.picks:5} {ndcg:>7} "
-            f"{r.precision:5.2f} {r.precision_strict:5.2f}"
-        )
+    for index, r in enumerate(first):
+        row = f"{r.email:36} {r.split:5} {r.relevant:3}"
+        for name in names:
+            other = runs[name][index]
+            ndcg = "    -  " if other.ndcg is None else f"{other.ndcg:7.3f}"
+            row += f" | {'':9} {ndcg} {other.precision:4.2f} {other.picks:5}"
+        lines.append(row)
         if verbose:
-            for title, grade, why in r.top:
-                lines.append(f"      [{grade}] {title[:70]}  | {why[:90]}")
+            for name in names:
+                for title, grade, why in runs[name][index].top:
+                    lines.append(f"      {name[:3]} [{grade}] {title[:66]}  | {why[:80]}")
     lines.append("")
-    for name, summary in summaries(results).items():
-        lines.append(
-            f"{name:6} ({summary.profiles:2} profiles)  nDCG@10 mean {summary.ndcg_mean:.3f}"
-            f"  min {summary.ndcg_min:.3f}   P@5 {summary.precision:.3f}"
-            f"  P@5(=2) {summary.precision_strict:.3f}"
-        )
-    empty = [r for r in results if r.ndcg is None]
-    for r in empty:
-        lines.append(f"{r.email}: nothing relevant to find; got {r.picks} picks (want 0)")
+    for name in names:
+        for group, summary in summaries(runs[name]).items():
+            lines.append(
+                f"{name:8} {group:6} ({summary.profiles:2} profiles)  nDCG@10 mean "
+                f"{summary.ndcg_mean:.3f}  min {summary.ndcg_min:.3f}   P@5 {summary.precision:.3f}"
+                f"  P@5(=2) {summary.precision_strict:.3f}"
+            )
+        for r in runs[name]:
+            if r.ndcg is None:
+                lines.append(f"{name:8} {r.email}: nothing relevant to find; got {r.picks} picks")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=["lexical", "semantic"], default="lexical")
+    parser.add_argument("--model", choices=["lexical", "semantic", "both"], default="both")
     parser.add_argument("--json", action="store_true", help="per-profile results and summaries")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every profile's picks")
     args = parser.parse_args(argv)
-    results = evaluate(args.model)
+    models = ["lexical", "semantic"] if args.model == "both" else [args.model]
+    try:
+        runs = {model: evaluate(model) for model in models}
+    except CorporaMissing as exc:
+        print(f"eval_ranking: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(
             json.dumps(
                 {
-                    "model": args.model,
-                    "profiles": [asdict(r) for r in results],
-                    "summary": {k: asdict(v) for k, v in summaries(results).items()},
+                    model: {
+                        "profiles": [asdict(r) for r in results],
+                        "summary": {k: asdict(v) for k, v in summaries(results).items()},
+                    }
+                    for model, results in runs.items()
                 },
                 indent=2,
             )
         )
     else:
-        print(report(results, model=args.model, verbose=args.verbose))
+        print(report(runs, verbose=args.verbose))
     return 0
 
 

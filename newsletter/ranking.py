@@ -150,7 +150,7 @@ IntArray = npt.NDArray[np.integer[Any]]
 
 # BM25F
 K1 = 1.2
-TITLE_SHARE = 0.5  # of a word's weight from the title; the rest from the abstract
+TITLE_SHARE = 0.6  # of a word's weight from the title; the rest from the abstract
 KEYWORDS_SHARE = 0.2  # on top, from the capture's ai_keywords (when it has them)
 B_TITLE = 0.3
 B_ABSTRACT = 0.75
