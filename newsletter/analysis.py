@@ -265,6 +265,7 @@ class Analyzer:
     def __init__(self, lexicon: Lexicon | None = None) -> None:
         self._stemmer: Any = snowballstemmer.stemmer("english")
         self._stems: dict[str, str] = {}
+        self._terms: dict[str, str | None] = {}  # written word -> term (a cache)
         self.lexicon = lexicon if lexicon is not None else Lexicon()
         self._acronyms = frozenset(self.lexicon.expansions) - STOPWORDS
         self._single: dict[str, str] = {}  # a one-term expansion -> its acronym
@@ -300,6 +301,13 @@ class Analyzer:
 
     def term(self, written: str) -> str | None:
         """The term of one written word (no hyphen), or None for a stopword."""
+        if written in self._terms:
+            return self._terms[written]
+        term = self._term(written)
+        self._terms[written] = term
+        return term
+
+    def _term(self, written: str) -> str | None:
         acronym = acronym_form(written)
         word = written.casefold().replace("’", "'")
         if acronym is None:
