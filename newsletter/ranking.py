@@ -105,6 +105,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -232,9 +233,12 @@ class Match:
         return f"{self.topic} ({quoted})"
 
 
+_ALNUM_RUN = re.compile(r"[^\W_]+")
+
+
 def _same_words(first: str, second: str) -> bool:
     """The same words, whatever the case, hyphens and punctuation between them."""
-    return _WORD.findall(first.casefold()) == _WORD.findall(second.casefold())
+    return _ALNUM_RUN.findall(first.casefold()) == _ALNUM_RUN.findall(second.casefold())
 
 
 @dataclass(frozen=True, slots=True)
