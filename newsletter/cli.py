@@ -164,15 +164,17 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _find_subscriber(settings: Settings, email: str) -> Any:
-    from newsletter.subscribers import load_subscribers
+    from newsletter import roster
 
-    wanted = email.strip().lower()
-    for subscriber in load_subscribers(settings.subscribers_file):
-        if subscriber.key == wanted:
-            return subscriber
-    raise NewsletterError(
-        f"{email} is not in {settings.subscribers_file}; add it there (or check the address)"
-    )
+    with Store(settings.database_path) as store:
+        roster.sync(settings, store)
+        member = roster.find(store, email)
+    if member is None:
+        raise NewsletterError(
+            f"{email} is not subscribed (not in {settings.subscribers_file}, no confirmed "
+            "web sign-up); add it with 'newsletter subscribe' (or check the address)"
+        )
+    return member.subscriber
 
 
 def cmd_rank(args: argparse.Namespace, settings: Settings) -> int:
@@ -440,12 +442,12 @@ def cmd_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.membership import memberships
+    from newsletter.membership import member_json, memberships
 
     with Store(settings.database_path) as store:
         members = memberships(settings, store)
     if args.json:
-        _print_json([member.as_json() for member in members])
+        _print_json([member_json(member) for member in members])
         return 0
     if not members:
         print(
@@ -454,7 +456,7 @@ def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     for member in members:
         s = member.subscriber
         topics = ", ".join(t.topic for t in s.topics)
-        print(f"{s.email:32} {s.frequency:6} {member.state:12} {topics}")
+        print(f"{s.email:32} {s.frequency:6} {member.state:12} {member.origin:4}  {topics}")
     return 0
 
 

@@ -34,10 +34,11 @@ from newsletter.dumps import PAGE_TEXT, Dump, Paper, decode_dump
 from newsletter.errors import DumpError, NotFoundError
 from newsletter.ranking import Pick, Ranker
 from newsletter.render import Digest, Renderer
+from newsletter.roster import receiving
 from newsletter.semantic import Embedder, load_embedder, paper_vectors, topic_vectors
 from newsletter.settings import Settings
 from newsletter.store import DumpRecord, Forgotten, Issue, PlannedPick, Store
-from newsletter.subscribers import Subscriber, load_subscribers, unsubscribe_url
+from newsletter.subscribers import Subscriber, unsubscribe_url
 
 WEEKLY_WINDOW = timedelta(days=7)
 
@@ -446,7 +447,7 @@ def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None)
     its files are renamed into place. A crash leaves at most the chunks in flight
     `sending`; the next run writes them again (a file write is safe to repeat)."""
     started = time.monotonic()
-    subscribers = load_subscribers(settings.subscribers_file)
+    subscribers = receiving(settings, store)
     log.info("loaded %d subscribers in %.1f s", len(subscribers), time.monotonic() - started)
     issue_date = issue_date or issue_date_now(settings)
     # Preflight: templates compile before anything is built or written.
@@ -558,7 +559,7 @@ async def deliver_async(
     cleanly (see `send_over_smtp`): what was not handed to the server stays `pending`.
     """
     settings.signing_key(dry_run=False)  # no real send with unsigned links
-    subscribers = load_subscribers(settings.subscribers_file)
+    subscribers = receiving(settings, store)
     issue_date = issue_date or issue_date_now(settings)
     renderer = Renderer(settings.templates_dir)  # preflight: templates compile
     issue = build_issue(settings, store, subscribers, dry_run=False, issue_date=issue_date)

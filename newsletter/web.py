@@ -52,11 +52,13 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter import roster
 from newsletter.errors import ConfigError, NewsletterError, TemplateError
-from newsletter.membership import Membership, leave, memberships
+from newsletter.membership import leave, memberships
 from newsletter.pipeline import issue_date_now, next_picks_many, preview_digest
 from newsletter.ranking import Pick
 from newsletter.render import Digest, Renderer, paper_view
+from newsletter.roster import Member
 from newsletter.settings import DEV_SECRET_KEY, Settings
 from newsletter.store import Store
 from newsletter.subscribers import normalized_email, read_unsubscribe_token, unsubscribe_url
@@ -108,13 +110,13 @@ def _web_environment(folder: Path) -> jinja2.Environment:
 class Row:
     """One subscriber on the index page."""
 
-    member: Membership
+    member: Member
     picks: list[Pick]
 
 
 FileIdentity = tuple[int, int, int] | None  # modification time (ns), size, inode
 # What the index rows depend on; equal states give equal rows (see `IndexPage`).
-DataState = tuple[date, FileIdentity, int, int, int, frozenset[str]]
+DataState = tuple[date, FileIdentity, int, int, int, frozenset[str], int]
 
 
 class IndexPage:
@@ -154,6 +156,7 @@ class IndexPage:
             last.id if last else 0,
             store.counts(last.id)["sent"] if last else 0,
             frozenset(store.unsubscribed()),
+            roster.revision(store),
         )
 
     def html(self, store: Store) -> str:
@@ -255,7 +258,7 @@ class WebApp:
             return None
         return value.strip().lower()
 
-    def preview_of(self, email: str) -> tuple[Membership, Digest | None, list[Pick]] | None:
+    def preview_of(self, email: str) -> tuple[Member, Digest | None, list[Pick]] | None:
         assert self.renderer is not None
         with Store(self.settings.database_path) as store:
             wanted = email.strip().lower()
