@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
+from newsletter import feedback
 from newsletter.compose import (
     IssueContext,
     Job,
@@ -81,10 +82,17 @@ def rank_pool(
     and each distinct topic of a chunk is embedded once."""
     vectors = paper_vectors(store, embedder, pool) if embedder is not None else None
     ranker = Ranker(pool, today=today, paper_vectors=vectors)
+    marks = feedback.marks_of(
+        store, [s.key for s in subscribers] if len(subscribers) < 1000 else None
+    )
     for start in range(0, len(subscribers), RANK_CHUNK):
         chunk = subscribers[start : start + RANK_CHUNK]
         topics = topic_vectors(embedder, chunk) if embedder is not None else None
         ranked = ranker.rank(chunk, delivered=delivered, topic_vectors=topics)
+        # The readers' "more / less like this" marks re-score their own picks.
+        ranked = feedback.adjust(
+            ranker, chunk, ranked, marks, delivered=delivered, topic_vectors=topics
+        )
         yield from zip(chunk, ranked, strict=True)
 
 

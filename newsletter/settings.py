@@ -121,6 +121,25 @@ class Settings(BaseSettings):
     # Ranking
     ranking_model: Literal["lexical", "semantic"] = "lexical"
 
+    # Readers on the web (`newsletter serve`): sign-up links expire after this many hours;
+    # sign-ups are throttled per address and per client ("N/second|minute|hour|day").
+    confirm_max_age: float = Field(default=48.0, gt=0, le=24 * 30)
+    signup_limit_per_address: str = "3/hour"
+    signup_limit_per_client: str = "20/hour"
+
+    @field_validator("signup_limit_per_address", "signup_limit_per_client")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate; use a count per unit, e.g. 3/hour or 20/minute"
+            ) from None
+        return value
+
     @field_validator(
         "database_path",
         "inbox_dir",
