@@ -463,7 +463,13 @@ def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.web import serve
 
-    serve(settings, host=args.host, port=args.port, ready=lambda line: print(line, flush=True))
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        ready=lambda line: print(line, flush=True),
+        dry_run=getattr(args, "dry_run", False),
+    )
     return 0
 
 
@@ -586,9 +592,18 @@ def build_parser() -> argparse.ArgumentParser:
     subscribers.set_defaults(handler=cmd_subscribers)
 
     serve = commands.add_parser(
-        "serve", help="the one-click unsubscribe endpoint and the preview pages"
+        "serve",
+        help="the web app: sign-up, preferences, feedback, one-click unsubscribe, previews",
+        description="Serve the sign-up form (/subscribe), the readers' preferences and "
+        "feedback pages, one-click unsubscribe and (on loopback) the previews. Example: "
+        "newsletter serve --port 8000 --dry-run",
     )
     _server_options(serve)
+    serve.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write sign-up confirmation emails to OUTBOX_DIR/notices/ instead of sending them",
+    )
     serve.set_defaults(handler=cmd_serve)
     return parser
 

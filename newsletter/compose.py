@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from newsletter import links
 from newsletter.delivery import OutboxWriter
 from newsletter.dumps import Paper
 from newsletter.ranking import Pick
@@ -87,6 +88,10 @@ class MessageMaker:
             issue_date=self.context.issue.issue_date,
             unsubscribe_url=unsubscribe_url,
             source=self.context.source,
+            manage_url=links.manage_url(settings.base_url, subscriber.email, self._signing_key),
+            feedback_url=links.feedback_base(
+                settings.base_url, subscriber.email, self._signing_key
+            ),
         )
         return build_message(
             from_address=settings.from_address,

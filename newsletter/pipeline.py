@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
-from newsletter import feedback
+from newsletter import feedback, links
 from newsletter.compose import (
     IssueContext,
     Job,
@@ -398,14 +398,15 @@ def preview_digest(
     if not picks:
         return None, picks
     renderer = renderer or Renderer(settings.templates_dir)
+    key = settings.signing_key(dry_run=True)
     digest = renderer.render(
         subscriber=subscriber,
         picks=picks,
         issue_date=issue_date_now(settings),
-        unsubscribe_url=unsubscribe_url(
-            settings.base_url, subscriber.email, settings.signing_key(dry_run=True)
-        ),
+        unsubscribe_url=unsubscribe_url(settings.base_url, subscriber.email, key),
         source=source_line(store, store.latest_dump_id()),
+        manage_url=links.manage_url(settings.base_url, subscriber.email, key),
+        feedback_url=links.feedback_base(settings.base_url, subscriber.email, key),
     )
     return digest, picks
 

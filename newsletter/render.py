@@ -29,7 +29,7 @@ import secrets
 import textwrap
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -45,6 +45,7 @@ import mjml
 
 from newsletter.dumps import Paper
 from newsletter.errors import TemplateError
+from newsletter.links import feedback_url as feedback_link
 from newsletter.ranking import Pick
 from newsletter.subscribers import Subscriber, ascii_domain
 
@@ -94,6 +95,8 @@ class PaperView:
     meta: str  # authors · published · upvotes, the parts that exist
     why: str
     excerpt: str
+    more_url: str = ""  # "more like this" (feedback.py); "" where there is no reader
+    less_url: str = ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -461,11 +464,22 @@ class Renderer:
         issue_date: date,
         unsubscribe_url: str,
         source: str,
+        manage_url: str = "",
+        feedback_url: str = "",
     ) -> dict[str, Any]:
         """Everything the templates see, subject included (also for a preview page)."""
         if self.auto_reload:
             self.reload_if_changed()
         papers = [paper_view(number, pick) for number, pick in enumerate(picks, start=1)]
+        if feedback_url:  # the reader's "more / less like this" links (see links.py)
+            papers = [
+                replace(
+                    view,
+                    more_url=feedback_link(feedback_url, "more", pick.paper.key),
+                    less_url=feedback_link(feedback_url, "less", pick.paper.key),
+                )
+                for view, pick in zip(papers, picks, strict=True)
+            ]
         topics = [topic.topic for topic in subscriber.topics]
         context: dict[str, Any] = {
             "name": one_line(subscriber.name or ""),
@@ -479,6 +493,7 @@ class Renderer:
             "issue_date_short": format_short_date(issue_date),
             "preheader": preheader_for(subscriber, picks),
             "unsubscribe_url": unsubscribe_url,
+            "manage_url": manage_url,
             "source": one_line(source),
         }
         subject = self._render(self._templates.subject, SUBJECT_TEMPLATE, context)
@@ -558,14 +573,20 @@ class Renderer:
         issue_date: date,
         unsubscribe_url: str,
         source: str,
+        manage_url: str = "",
+        feedback_url: str = "",
     ) -> Digest:
-        """Render one subscriber's digest; the picks appear in the order given."""
+        """Render one subscriber's digest; the picks appear in the order given.
+        `manage_url` and `feedback_url` (the start of the reader's feedback links) add
+        the preferences link and each paper's "more / less like this" links."""
         context = self.render_context(
             subscriber=subscriber,
             picks=picks,
             issue_date=issue_date,
             unsubscribe_url=unsubscribe_url,
             source=source,
+            manage_url=manage_url,
+            feedback_url=feedback_url,
         )
         html = self._render(
             self._templates.html, HTML_TEMPLATE, context, source=self._templates.html_source

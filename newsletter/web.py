@@ -54,12 +54,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter import roster
 from newsletter.errors import ConfigError, NewsletterError, TemplateError
+from newsletter.manage_pages import ManagePages
 from newsletter.membership import leave, memberships
 from newsletter.pipeline import issue_date_now, next_picks_many, preview_digest
 from newsletter.ranking import Pick
+from newsletter.reader_pages import csrf_middleware
 from newsletter.render import Digest, Renderer, paper_view
 from newsletter.roster import Member
 from newsletter.settings import DEV_SECRET_KEY, Settings
+from newsletter.signup_pages import SignupPages
 from newsletter.store import Store
 from newsletter.subscribers import normalized_email, read_unsubscribe_token, unsubscribe_url
 
@@ -422,10 +425,14 @@ async def _is_one_click(request: Request) -> bool:
     return parse_qs(body.strip()).get("List-Unsubscribe") == [ONE_CLICK]
 
 
-def create_app(settings: Settings, *, preview: bool = True) -> Starlette:
-    """The ASGI app; `preview=False` leaves out the pages that list subscribers."""
+def create_app(settings: Settings, *, preview: bool = True, dry_run: bool = False) -> Starlette:
+    """The ASGI app; `preview=False` leaves out the pages that list subscribers;
+    `dry_run` writes the sign-up emails to the outbox instead of sending them."""
     web = WebApp(settings, preview=preview)
     routes = [Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"])]
+    # The readers' own pages: sign-up, confirmation, preferences, feedback.
+    routes += SignupPages(settings, web.token_key, dry_run=dry_run).routes()
+    routes += ManagePages(settings, web.token_key).routes()
     if preview:
         routes += [
             Route("/", web.index),
@@ -437,6 +444,7 @@ def create_app(settings: Settings, *, preview: bool = True) -> Starlette:
             TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False
         ),
         Middleware(BodyLimit, limit=MAX_BODY),
+        Middleware(csrf_middleware(settings, web.token_key)),
     ]
     app = Starlette(
         routes=routes,
@@ -489,6 +497,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     ready: Callable[[str], None] | None = None,
+    dry_run: bool = False,
 ) -> None:
     """Run the app until interrupted. Beyond loopback it needs a real secret key (the
     development key is public) and serves only the unsubscribe endpoint."""
@@ -499,7 +508,7 @@ def serve(
             "development key as its value): the links would be checked with a public key; "
             "set the key the emails were sent with"
         )
-    app = create_app(settings, preview=local)
+    app = create_app(settings, preview=local, dry_run=dry_run)
     sock = bind(host, port)
     url = url_of(sock)
     if ready is not None:
@@ -509,6 +518,10 @@ def serve(
         else:
             ready("Previews are off: they list subscribers, so they are served on loopback only")
         ready(f"Unsubscribe links in emails point to {settings.base_url}/unsubscribe/...")
+        ready(
+            f"Sign-up form: {url}/subscribe"
+            + (" (emails go to the outbox: --dry-run)" if dry_run else "")
+        )
     # No access log: the unsubscribe URLs carry tokens that act for the subscriber.
     config = uvicorn.Config(app, lifespan="off", access_log=False, log_level="info")
     try:
