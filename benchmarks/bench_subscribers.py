@@ -41,13 +41,21 @@ from newsletter.subscribers import Subscriber, load_subscribers  # noqa: E402
 T = TypeVar("T")
 
 
+CPU: dict[str, float] = {}
+
+
 def best(repeat: int, run: Callable[[], T]) -> tuple[T, float]:
+    """The result and the best wall-clock time of `repeat` runs (its CPU time goes to
+    CPU, printed beside it: on a shared machine the wall clock includes waiting)."""
     times = []
+    cpu = []
     result: T
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, used = time.perf_counter(), time.process_time()
         result = run()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - used)
+    CPU["last"] = min(cpu)
     return result, min(times)
 
 
@@ -63,27 +71,28 @@ def main() -> int:
     settings = load_settings(subscribers_file=path, database_path=work / "newsletter.db")
     rows: list[tuple[str, float, str]] = []
 
+    def add(name: str, seconds: float, note: str) -> None:
+        rows.append((name, seconds, f"cpu {CPU.get('last', 0) * 1000:.1f} ms  {note}"))
+
     loaded, seconds = best(args.repeat, lambda: load_subscribers(path))
-    rows.append(("yaml load", seconds, f"{len(loaded)} subscribers"))
+    add("yaml load", seconds, f"{len(loaded)} subscribers")
     with Store(settings.database_path) as store:
         for dump in sorted((ROOT / "samples" / "dumps").glob("*.txt")):
             ingest_file(store, dump)
-        start = time.perf_counter()
-        imported = roster.sync(settings, store)
-        rows.append(("first import", time.perf_counter() - start, f"{imported}"))
+        imported, seconds = best(1, lambda: roster.sync(settings, store))
+        add("first import", seconds, f"{imported}")
 
         text = path.read_text()
         edited = text.replace("max_papers: ", "max_papers: 1", 1)
         path.write_text(edited)
         os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
-        start = time.perf_counter()
-        imported = roster.sync(settings, store)
-        rows.append(("re-import", time.perf_counter() - start, f"{imported}"))
+        imported, seconds = best(1, lambda: roster.sync(settings, store))
+        add("re-import", seconds, f"{imported}")
 
         _, seconds = best(args.repeat, lambda: roster.sync(settings, store))
-        rows.append(("unchanged check", seconds, ""))
+        add("unchanged check", seconds, "")
         active, seconds = best(args.repeat, lambda: roster.receiving(settings, store))
-        rows.append(("issue load", seconds, f"{len(active)} active"))
+        add("issue load", seconds, f"{len(active)} active")
 
         counter = iter(range(10**9))
 
@@ -96,16 +105,16 @@ def main() -> int:
             signup.confirm(settings, store, wanted.email)
 
         _, seconds = best(args.repeat, sign_up)
-        rows.append(("sign-up", seconds, "request + confirm"))
+        add("sign-up", seconds, "request + confirm")
         someone = active[len(active) // 2]
         changed = someone.model_copy(update={"max_papers": 3})
         _, seconds = best(args.repeat, lambda: roster.update_preferences(store, changed))
-        rows.append(("preference", seconds, someone.email))
+        add("preference", seconds, someone.email)
         paper = store.papers_since(0)[0]
         _, seconds = best(
             args.repeat, lambda: feedback.mark(store, someone.email, paper.key, "more")
         )
-        rows.append(("mark", seconds, ""))
+        add("mark", seconds, "")
     print(f"{args.subscribers} subscribers ({path.stat().st_size / 1e6:.1f} MB of YAML)")
     for name, seconds, note in rows:
         print(f"  {name:16} {seconds * 1000:10.1f} ms   {note}")

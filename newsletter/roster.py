@@ -36,6 +36,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,20 +83,31 @@ def file_view(subscriber: Subscriber) -> dict[str, Any]:
 
 
 def subscriber_of(record: Mapping[str, Any], *, active: bool) -> Subscriber:
-    """The Subscriber a stored record describes, built without validating it again."""
-    topics = tuple(
-        Topic.model_construct(topic=topic, weight=float(weight))
-        for topic, weight in record["topics"]
-    )
-    return Subscriber.model_construct(
-        email=record["email"],
-        name=record.get("name"),
-        topics=topics,
-        exclude=tuple(record.get("exclude", ())),
-        max_papers=int(record.get("max_papers", DEFAULT_MAX_PAPERS)),
-        frequency=record.get("frequency", "daily"),
-        active=active,
-    )
+    """The Subscriber a stored record describes, built without validating it again (the
+    record was validated on its way in): what `Subscriber.model_construct` does, without
+    its per-field bookkeeping, which would cost a second per 100,000 subscribers. Equal
+    topics share one frozen `Topic`. `tests/test_roster.py` checks the result equals the
+    validated model."""
+    values = {
+        "email": record["email"],
+        "name": record.get("name"),
+        "topics": tuple(_topic(topic, float(weight)) for topic, weight in record["topics"]),
+        "exclude": tuple(record.get("exclude", ())),
+        "max_papers": int(record.get("max_papers", DEFAULT_MAX_PAPERS)),
+        "frequency": record.get("frequency", "daily"),
+        "active": active,
+    }
+    subscriber = Subscriber.__new__(Subscriber)
+    object.__setattr__(subscriber, "__dict__", values)
+    object.__setattr__(subscriber, "__pydantic_fields_set__", set(values))
+    object.__setattr__(subscriber, "__pydantic_extra__", None)
+    object.__setattr__(subscriber, "__pydantic_private__", None)
+    return subscriber
+
+
+@lru_cache(maxsize=65536)
+def _topic(topic: str, weight: float) -> Topic:
+    return Topic.model_construct(topic=topic, weight=weight)
 
 
 @dataclass(frozen=True)

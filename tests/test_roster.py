@@ -193,3 +193,26 @@ def test_missing_file_is_an_error_not_an_empty_list(settings: Settings) -> None:
         with pytest.raises(SubscribersError, match="file not found"):
             roster.sync(settings, store)
         assert len(roster.receiving(settings, store, strict=False)) == 2
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"email": "a@example.org", "topics": ["x"]},
+        {
+            "email": "Ünï@Example.org",
+            "name": "Ünï Code",
+            "topics": ["speech", {"topic": "audio", "weight": 2}],
+            "exclude": ["music"],
+            "max_papers": 3,
+            "frequency": "weekly",
+            "active": False,
+        },
+    ],
+)
+def test_a_loaded_row_equals_the_validated_subscriber(fields: dict[str, object]) -> None:
+    validated = Subscriber.model_validate(fields)
+    loaded = roster.subscriber_of(roster.record_of(validated), active=validated.active)
+    assert loaded == validated
+    assert loaded.model_dump() == validated.model_dump()
+    assert loaded.key == validated.key and hash(loaded.topics) == hash(validated.topics)
