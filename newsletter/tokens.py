@@ -6,8 +6,9 @@ NEWSLETTER_SECRET_KEY (itsdangerous). Each purpose has its own salt, so a token 
 purpose is refused for every other, and rotating the key invalidates them all.
 
 Unsubscribe tokens keep their original untimed format, so links in issues already sent keep
-working. Every other purpose is timestamped, and a reader may pass `max_age` (confirmation
-links expire; the others do not).
+working. Manage and feedback tokens are untimed too: they never expire, and a message built
+twice (a dry run on worker processes, a resend) must be the same bytes. Every other purpose
+is timestamped, and a reader may pass `max_age` (confirmation links expire).
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ SALTS: dict[str, str] = {
 }
 
 
+# Purposes whose tokens carry no timestamp (the same value gives the same token).
+UNTIMED = frozenset({"unsubscribe", "manage", "feedback"})
+
+
 @lru_cache(maxsize=64)
 def serializer(purpose: Purpose, secret_key: str) -> URLSafeSerializer | URLSafeTimedSerializer:
     # Made once per key and purpose: building one costs as much as signing with it.
-    if purpose == "unsubscribe":
+    if purpose in UNTIMED:
         return URLSafeSerializer(secret_key, salt=SALTS[purpose])
     return URLSafeTimedSerializer(secret_key, salt=SALTS[purpose])
 
