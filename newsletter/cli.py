@@ -15,17 +15,23 @@ import webbrowser
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from newsletter import logs
 from newsletter.errors import DumpError, NewsletterError
 from newsletter.lock import Holder
+from newsletter.logs import FORMATS, TEXT
 from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
+
+if TYPE_CHECKING:
+    from newsletter.pipeline import SendReport
 
 log = logging.getLogger("newsletter")
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
+MAX_PORT = 65535
 SUMMARY_LINES = 25  # per-recipient lines a command prints before it summarises the rest
 
 
@@ -238,43 +244,85 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.lock import DatabaseLock
     from newsletter.pipeline import deliver, dry_run
+    from newsletter.preflight import require_safe_send
 
-    if not args.dry_run:
-        # Not beside a running service: both would claim the same ledger rows.
-        with DatabaseLock(settings.database_path, command="send"):
-            with Store(settings.database_path) as store:
-                report = deliver(settings, store)
-        counts = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v)
-        print(f"Issue {report.issue.key}: {counts or 'no recipient'}")
-        for email in report.skipped:
-            print(f"  {email}: skipped (unsubscribed or inactive)")
-        if report.paused:
-            print(f"error: {report.paused}", file=sys.stderr)
-        if not report.complete:
-            left = report.counts["pending"] + report.counts["sending"]
-            failed = report.counts["failed"]
-            unknown = report.counts["unknown"]
-            maybe = f"{unknown} of unknown outcome (may have arrived), " if unknown else ""
-            print(
-                f"error: not every recipient was sent the issue ({failed} failed, {maybe}"
-                f"{left} left pending); 'newsletter status' lists them, and 'newsletter send' "
-                "retries what can be retried",
-                file=sys.stderr,
-            )
-            return 1
+    if args.dry_run:
+        with Store(settings.database_path) as store:
+            report = dry_run(settings, store)
+        _print_dry_run(report)
         return 0
-    with Store(settings.database_path) as store:
-        report = dry_run(settings, store)
-    print(f"Dry run of issue {report.issue.key}: nothing was sent.")
-    if report.recipients:
-        already = len(report.recipients) - report.written_now
-        note = f" ({already} were already there, unchanged)" if already > 0 else ""
+    require_safe_send(settings)  # before the lock and the database: nothing is touched
+    # Not beside a running service: both would claim the same ledger rows.
+    with DatabaseLock(settings.database_path, command="send"):
+        with Store(settings.database_path) as store:
+            report = deliver(settings, store)
+    print(f"Issue {report.issue.key}: {send_summary(report)}")
+    for email in report.skipped:
+        print(f"  {email}: skipped (unsubscribed or inactive)")
+    if report.paused:
+        print(f"error: {report.paused}", file=sys.stderr)
+    if not report.complete:
+        left = report.counts["pending"] + report.counts["sending"]
+        failed = report.counts["failed"]
+        unknown = report.counts["unknown"]
+        maybe = f"{unknown} of unknown outcome (may have arrived), " if unknown else ""
         print(
-            f"{len(report.recipients)} message(s) in {report.folder}/: "
+            f"error: not every recipient was sent the issue ({failed} failed, {maybe}"
+            f"{left} left pending); 'newsletter status' lists them, and 'newsletter send' "
+            "retries what can be retried",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def send_summary(report: SendReport) -> str:
+    """What this run of `send` did, and what the ledger held before it: a re-run that
+    finds everything done says so instead of repeating the first run's counts."""
+    counts = report.counts
+    if sum(counts.values()) == 0:
+        return "no recipient (no subscriber has a relevant paper in this issue)"
+    now = {
+        "sent": report.sent_now,
+        "failed": report.failed_now,
+        "of unknown outcome (may have arrived)": report.unknown_now,
+        "skipped": len(report.skipped),
+    }
+    earlier = {
+        "already sent": counts["sent"] - report.sent_now,
+        "failed permanently": counts["failed"] - report.failed_now,
+        "of unknown outcome, not sent again": counts["unknown"] - report.unknown_now,
+        "skipped (unsubscribed or inactive)": counts["skipped"] - len(report.skipped),
+    }
+    before = ", ".join(f"{count} {what}" for what, count in earlier.items() if count > 0)
+    if not any(now.values()):
+        left = counts["pending"] + counts["sending"]
+        if left == 0:
+            return f"nothing left to send: {before}"
+        return f"nothing sent this time, {left} left to send" + (f" ({before})" if before else "")
+    done = ", ".join(f"{what} {count}" for what, count in now.items() if count > 0)
+    return done + (f"; before this run: {before}" if before else "")
+
+
+def _print_dry_run(report: SendReport) -> None:
+    key, folder = report.issue.key, report.folder
+    already = len(report.recipients) - report.written_now
+    if not report.recipients:
+        print(f"Dry run of issue {key}: nothing was sent.")
+        print("No subscriber has a relevant paper in this issue: no message written.")
+    elif report.written_now == 0 and not report.skipped:
+        print(
+            f"Dry run of issue {key}: nothing left to write: {already} message(s) already in "
+            f"{folder}/, unchanged; nothing was sent ('newsletter status' lists them)."
+        )
+        return
+    else:
+        note = f" ({already} were already there, unchanged)" if already > 0 else ""
+        print(f"Dry run of issue {key}: nothing was sent.")
+        print(
+            f"{len(report.recipients)} message(s) in {folder}/: "
             f"{report.written_now} written now{note}"
         )
-    else:
-        print("No subscriber has a relevant paper in this issue: no message written.")
     for line in report.recipients[:SUMMARY_LINES]:
         print(
             f"  {line.email}: {line.papers} paper(s), top match: {line.top_title} "
@@ -286,14 +334,11 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {email}: skipped (unsubscribed or inactive)")
     if len(report.skipped) > SUMMARY_LINES:
         print(f"  ... and {len(report.skipped) - SUMMARY_LINES} more skipped")
-    return 0
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.scheduler import run_service
 
-    if not args.debug:
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
     outcome = run_service(settings, dry_run=args.dry_run, once=args.once)
     if outcome is not None and outcome.stopped:
         print(
@@ -460,6 +505,13 @@ def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.check import exit_code, run_checks
+
+    findings = run_checks(settings, lambda finding: print(finding, flush=True))
+    return exit_code(findings)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.web import serve
 
@@ -473,12 +525,41 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+EXAMPLES = "examples:"
+
+
+class HelpFormat(argparse.RawDescriptionHelpFormatter):
+    """Descriptions wrapped to the terminal's width; the examples kept line by line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EXAMPLES):
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+HELP_FORMAT = HelpFormat
+
+
+def examples(*lines: str) -> str:
+    """A command's help epilog: the example command lines, one per line."""
+    return EXAMPLES + "\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsletter",
         description="Turn Hugging Face Daily Papers dumps into a personal digest per subscriber.",
+        epilog=examples(
+            "newsletter ingest inbox/*.txt        # read the dumps you saved",
+            "newsletter send --dry-run            # one .eml per recipient under outbox/",
+            "newsletter -v --log-format json run  # the service, logging JSON lines to stderr",
+            "newsletter COMMAND --help            # what a command does, with examples",
+        ),
+        formatter_class=HELP_FORMAT,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    _log_options(parser, default=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     fetch = commands.add_parser(
@@ -487,6 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Get a day's papers from the Daily Papers API (NEWSLETTER_SOURCE_URL) "
         "and write them into the inbox, where 'newsletter run' ingests them. Retries while "
         "the source is briefly down, within NEWSLETTER_FETCH_TIMEOUT seconds.",
+        epilog=examples(
+            "newsletter fetch                     # today's papers (in NEWSLETTER_TIMEZONE)",
+            "newsletter fetch --date 2026-11-25   # an earlier day's",
+        ),
     )
     fetch.add_argument(
         "--date",
@@ -496,13 +581,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.set_defaults(handler=cmd_fetch)
 
-    ingest = commands.add_parser("ingest", help="parse dump files and store their papers")
+    ingest = commands.add_parser(
+        "ingest",
+        help="parse dump files and store their papers",
+        description="Read dump files (any capture of the Daily Papers pages: API JSON, page "
+        "text, HTML, Markdown, text-browser dumps) and store their papers in the database. "
+        "A file that is not a dump is refused with the reason; the others still go in.",
+        epilog=examples(
+            "newsletter ingest inbox/*.txt",
+            "newsletter ingest --json saved/page.html   # one JSON object per file on stdout",
+        ),
+    )
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="dump files")
     ingest.add_argument("--json", action="store_true", help="one JSON object per file")
     ingest.set_defaults(handler=cmd_ingest)
 
     dumps = commands.add_parser(
-        "dumps", help="list the dumps ingested: id, shape, page date, papers, file"
+        "dumps",
+        help="list the dumps ingested: id, shape, page date, papers, file",
+        description="List every dump ingested so far: its id (for 'newsletter forget'), "
+        "shape, the page's date, its papers and how many were new, and the file.",
+        epilog=examples("newsletter dumps", "newsletter dumps --json"),
     )
     dumps.add_argument("--json", action="store_true", help="a JSON list of dumps")
     dumps.set_defaults(handler=cmd_dumps)
@@ -511,6 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
         "forget",
         help="remove a dump and the papers only it brought (papers already delivered stay "
         "in the history)",
+        description="Take a wrongly ingested dump back out, with the papers only it brought. "
+        "Papers already delivered (or planned in an issue being sent) stay in the history.",
+        epilog=examples(
+            "newsletter forget 3                  # by the id 'newsletter dumps' shows",
+            "newsletter forget inbox/notes.txt    # by the file it was ingested as",
+        ),
     )
     forget.add_argument(
         "dump",
@@ -519,13 +624,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     forget.set_defaults(handler=cmd_forget)
 
-    rank = commands.add_parser("rank", help="show what one subscriber would get next, best first")
-    rank.add_argument("email")
+    rank = commands.add_parser(
+        "rank",
+        help="show what one subscriber would get next, best first",
+        description="Rank the papers of the next issue for one subscriber and say why each "
+        "was picked. Sends and stores nothing.",
+        epilog=examples(
+            "newsletter rank ada@example.org", "newsletter rank ada@example.org --json"
+        ),
+    )
+    rank.add_argument("email", help="the subscriber's address, as in the subscribers file")
     rank.add_argument("--json", action="store_true", help="a JSON list of picks")
     rank.set_defaults(handler=cmd_rank)
 
     preview = commands.add_parser(
-        "preview", help="write the HTML and text of a subscriber's next issue to files"
+        "preview",
+        help="write the HTML and text of a subscriber's next issue to files",
+        description="Render one subscriber's next issue as it would be mailed (HTML and "
+        "text) into files, or serve every subscriber's preview in the browser. Sends nothing.",
+        epilog=examples(
+            "newsletter preview ada@example.org --open",
+            "newsletter preview --serve --port 8001   # every preview at http://127.0.0.1:8001/",
+        ),
     )
     preview.add_argument("email", nargs="?", help="the subscriber (not needed with --serve)")
     preview.add_argument("--out", help="folder for the files (default: OUTBOX_DIR/preview)")
@@ -536,19 +656,39 @@ def build_parser() -> argparse.ArgumentParser:
     _server_options(preview)
     preview.set_defaults(handler=cmd_preview)
 
-    send = commands.add_parser("send", help="build today's issue and deliver it")
+    send = commands.add_parser(
+        "send",
+        help="build today's issue and deliver it",
+        description="Build today's issue (once: a built issue never changes) and send it over "
+        "SMTP to every recipient not yet sent it. Run it again after a failure: it sends "
+        "only what is left, and says so when nothing is.",
+        epilog=examples(
+            "newsletter send --dry-run   # write outbox/<issue>/<address>.eml, send nothing",
+            "newsletter send             # mail the issue (NEWSLETTER_SMTP_* settings)",
+        ),
+    )
     send.add_argument(
         "--dry-run", action="store_true", help="write one .eml per recipient, send nothing"
     )
     send.set_defaults(handler=cmd_send)
 
     run = commands.add_parser(
-        "run", help="the service: ingest dumps as they arrive, send each issue at send_time"
+        "run",
+        help="the service: ingest dumps as they arrive, send each issue at send_time",
+        description="The long-running service: fetch the day's papers, ingest the dumps that "
+        "arrive in the inbox, and send each issue at NEWSLETTER_SEND_TIME, exactly once. "
+        "It logs at info level (-q: warnings only); --log-format json suits a log collector.",
+        epilog=examples(
+            "newsletter run                          # until SIGTERM or Ctrl-C",
+            "newsletter --log-format json run        # one JSON object per log line",
+            "*/10 * * * * cd /srv/newsletter && .venv/bin/newsletter run --once   # cron",
+        ),
     )
     run.add_argument(
         "--once",
         action="store_true",
-        help="one intake pass and one send pass (if due), then exit (for cron and tests)",
+        help="one intake pass and one send pass (if due), then exit (for cron and tests); "
+        "logs warnings only unless -v",
     )
     run.add_argument(
         "--dry-run", action="store_true", help="write each issue as .eml files, send nothing"
@@ -556,7 +696,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     status = commands.add_parser(
-        "status", help="ledger counts of an issue (default: latest) and the next send"
+        "status",
+        help="ledger counts of an issue (default: latest) and the next send",
+        description="What the ledger says about an issue (sent, failed, pending, ...) and "
+        "who failed why; the next send and fetch; whether the service is running.",
+        epilog=examples(
+            "newsletter status",
+            "newsletter status 2026-11-22 --dry-run --json",
+        ),
     )
     status.add_argument("issue", nargs="?", help="issue key, e.g. 2026-11-22")
     status.add_argument("--dry-run", action="store_true", help="the dry-run issue of that key")
@@ -564,11 +711,24 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=cmd_status)
 
     subscribe = commands.add_parser(
-        "subscribe", help="add a subscriber or update one (edits the subscribers file)"
+        "subscribe",
+        help="add a subscriber or update one (edits the subscribers file)",
+        description="Add a subscriber to the subscribers file, or change one already there "
+        "(options not given stay as they are). Subscribing again resumes a paused or "
+        "unsubscribed address. The rest of the file is left byte for byte.",
+        epilog=examples(
+            'newsletter subscribe kim@example.org --topic "speech recognition" --topic audio',
+            "newsletter subscribe kim@example.org --frequency weekly --max-papers 6",
+        ),
     )
-    subscribe.add_argument("email")
     subscribe.add_argument(
-        "--topic", action="append", metavar="T", help="a topic (repeat; replaces the list)"
+        "email", help="the subscriber's address (also who is updated when it is listed)"
+    )
+    subscribe.add_argument(
+        "--topic",
+        action="append",
+        metavar="T",
+        help="a topic, a word or a phrase (repeat; replaces the list; a new subscriber needs one)",
     )
     subscribe.add_argument(
         "--exclude",
@@ -576,27 +736,68 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X",
         help="papers mainly about this are never picked (repeat; replaces the list)",
     )
-    subscribe.add_argument("--name", metavar="N")
-    subscribe.add_argument("--frequency", choices=("daily", "weekly"))
-    subscribe.add_argument("--max-papers", type=int, metavar="K")
+    subscribe.add_argument(
+        "--name", metavar="N", help="the name the digest greets them by and puts in To:"
+    )
+    subscribe.add_argument(
+        "--frequency",
+        choices=("daily", "weekly"),
+        help="daily: every issue; weekly: the best of the week on NEWSLETTER_WEEKLY_DAY "
+        "(default for a new subscriber: daily)",
+    )
+    subscribe.add_argument(
+        "--max-papers",
+        type=int,
+        metavar="K",
+        help="at most K papers per issue, 1 to 100 (default for a new subscriber: 10)",
+    )
     subscribe.set_defaults(handler=cmd_subscribe)
 
     unsubscribe = commands.add_parser(
-        "unsubscribe", help="stop sending to an address (database and subscribers file)"
+        "unsubscribe",
+        help="stop sending to an address (database and subscribers file)",
+        description="Stop sending to an address at once, even an issue already built; its "
+        "entry in the subscribers file is marked 'active: false'.",
+        epilog=examples("newsletter unsubscribe kim@example.org"),
     )
-    unsubscribe.add_argument("email")
+    unsubscribe.add_argument("email", help="the address to stop sending to")
     unsubscribe.set_defaults(handler=cmd_unsubscribe)
 
-    subscribers = commands.add_parser("subscribers", help="list the subscribers")
+    subscribers = commands.add_parser(
+        "subscribers",
+        help="list the subscribers",
+        description="List who is subscribed (unsubscribes and paused entries included), "
+        "with their frequency and topics.",
+        epilog=examples("newsletter subscribers", "newsletter subscribers --json"),
+    )
     subscribers.add_argument("--json", action="store_true", help="a JSON list of subscribers")
     subscribers.set_defaults(handler=cmd_subscribers)
+
+    check = commands.add_parser(
+        "check",
+        help="is this folder ready to send for real? settings, templates, subscribers, "
+        "database, SMTP login, the base URL",
+        description="Check everything a real send depends on, one line per finding (ok, "
+        "warn, error): the settings (what 'send' and 'run' would refuse), the templates, the "
+        "subscribers file, the database, the SMTP server (connect, EHLO, STARTTLS and AUTH as "
+        "configured; no message is sent) and whether NEWSLETTER_BASE_URL answers as this "
+        "project's 'newsletter serve' (its /healthz). Exit code 1 on any error.",
+        epilog="example: newsletter check && newsletter run",
+    )
+    check.set_defaults(handler=cmd_check)
 
     serve = commands.add_parser(
         "serve",
         help="the web app: sign-up, preferences, feedback, one-click unsubscribe, previews",
-        description="Serve the sign-up form (/subscribe), the readers' preferences and "
-        "feedback pages, one-click unsubscribe and (on loopback) the previews. Example: "
-        "newsletter serve --port 8000 --dry-run",
+        description="Serve the web pages: the sign-up form (/subscribe) with its double "
+        "opt-in, the readers' preferences (/manage/...) and feedback pages, one-click "
+        "unsubscribe (what the emails link to) and, on loopback, the previews of the next "
+        "issue. Logs at info level (each unsubscribe; -q: warnings only).",
+        epilog=examples(
+            "newsletter serve                       # http://127.0.0.1:8000/",
+            "newsletter serve --host 0.0.0.0 --port 8080   # behind a reverse proxy",
+            "newsletter serve --dry-run             # sign-up emails into outbox/notices/",
+        ),
     )
     _server_options(serve)
     serve.add_argument(
@@ -605,30 +806,95 @@ def build_parser() -> argparse.ArgumentParser:
         help="write sign-up confirmation emails to OUTBOX_DIR/notices/ instead of sending them",
     )
     serve.set_defaults(handler=cmd_serve)
+    for command in commands.choices.values():
+        command.formatter_class = HELP_FORMAT  # keep the examples' line breaks
+        _log_options(command, default=False)
     return parser
+
+
+def _log_options(parser: argparse.ArgumentParser, *, default: bool) -> None:
+    """-v, -q and --log-format, accepted before or after the command: the command's copy
+    has no defaults of its own, so it never overrides what was given before it."""
+    unset: dict[str, Any] = {} if default else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        help="log more on stderr: -v adds info, -vv debug",
+        **({"default": 0} if default else unset),
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        help="log less: warnings only, also for run and serve",
+        **({"default": 0} if default else unset),
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        help="text (default) or json: one JSON object per line on stderr, for services",
+        **({"default": TEXT} if default else unset),
+    )
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (8000; 0 picks a free one)")
+    parser.add_argument("--port", type=_port, default=8000, help="port (8000; 0 picks a free one)")
+
+
+def _port(text: str) -> int:
+    """A TCP port to listen on: 1 to 65535, or 0 for one the system picks."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port; use 1 to {MAX_PORT} (or 0 to pick a free one)"
+        )
+    return port
+
+
+def version() -> str:
+    """The installed distribution's version (the package's own when not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    from newsletter import __version__
+
+    try:
+        return installed("newsletter")
+    except PackageNotFoundError:
+        return __version__
+
+
+def is_service(args: argparse.Namespace) -> bool:
+    """The long-running commands, whose log is their output: `run` (not `--once`),
+    `serve`, `preview --serve`."""
+    if args.command == "run":
+        return not args.once
+    return args.command == "serve" or (args.command == "preview" and bool(args.serve))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    verbosity = 2 if args.debug else args.verbose - args.quiet
+    logs.configure(
+        verbosity=verbosity,
+        log_format=args.log_format,
+        service=is_service(args),
+        stamped=args.command == "run" or None,  # `run --once` too: its lines go to cron logs
     )
-    if not args.debug:
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request
     handler: Command = args.handler
     try:
         return handler(args, load_settings())
     except NewsletterError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a refused send: one line per problem
+            print(f"error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

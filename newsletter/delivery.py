@@ -211,7 +211,9 @@ class OutcomeUnknown(DeliveryError):
     `smtp_data_timeout`: it may have delivered it (RFC 5321 4.5.3.2, RFC 1047)."""
 
 
-def _tls_context(settings: Settings) -> ssl.SSLContext:
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """How the server's certificate is checked: against NEWSLETTER_SMTP_CA_FILE when it is
+    set, else the system's CAs."""
     context = ssl.create_default_context(cafile=settings.smtp_ca_file)
     return context
 
@@ -229,7 +231,7 @@ def _client(settings: Settings) -> aiosmtplib.SMTP:
         # False: never upgrade (a local relay).
         start_tls=settings.smtp_tls == "starttls",
         validate_certs=True,
-        tls_context=_tls_context(settings) if settings.smtp_tls != "none" else None,
+        tls_context=tls_context(settings) if settings.smtp_tls != "none" else None,
         timeout=settings.smtp_timeout,
     )
 
@@ -418,27 +420,30 @@ class Progress:
 
 
 def claim_batch(concurrency: int) -> int:
-    """Rows claimed `sending` in one transaction (and confirmed `sent` in one)."""
+    """Rows claimed `sending` in one transaction."""
     return max(8, 2 * concurrency)
 
 
 def claim_window(concurrency: int) -> int:
-    """The most rows `sending` at any moment, so the most messages that can arrive twice
-    after a crash (the next run sends every `sending` row again)."""
+    """The most rows `sending` at any moment (claimed ahead of the connections)."""
     return 2 * claim_batch(concurrency)
 
 
-class ClaimWindow:
-    """The ledger side of sending, batched: one commit per batch instead of two per
-    message (each commit is a disk sync, which would cap a fast server at a few
-    hundred messages per second).
+def crash_window(concurrency: int) -> int:
+    """The most messages that can arrive twice after a crash: one per connection, the
+    message the server took whose `sent` was not yet committed. Rows claimed but not yet
+    handed over are sent again by the next run, but they never arrived: no duplicate."""
+    return concurrency
 
-    Rows are claimed `sending` a batch at a time, before any of them is handed to a
-    connection; a message the server accepted is confirmed in memory and committed
-    `sent` at the next claim (or at the end). A new batch is claimed only when the
-    claimed-but-unfinished rows leave room in the window, and the confirmations are
-    committed first, so at most `window` rows are `sending` in the database at any
-    moment: the bound on duplicates after a crash (`claim_window`)."""
+
+class ClaimWindow:
+    """The ledger side of sending: rows are claimed `sending` a batch at a time (one
+    commit per batch), before any of them is handed to a connection; a message the
+    server accepted is committed `sent` at once, before its connection takes the next
+    one. In WAL mode with synchronous=NORMAL a commit is a write to the log, not a disk
+    sync, and it survives the process being killed: so a kill can only repeat the message
+    each connection was handing over (`crash_window`). A new batch is claimed only when
+    the claimed-but-unfinished rows leave room in the window (`claim_window`)."""
 
     def __init__(self, store: Store, issue_id: int, batch: int) -> None:
         self.store = store
@@ -446,7 +451,6 @@ class ClaimWindow:
         self.batch = batch
         self.window = 2 * batch
         self.open = 0  # claimed, not yet finished (sent, failed or given back)
-        self.confirmed: list[str] = []  # accepted by the server, `sent` not yet committed
         self._changed = asyncio.Event()
 
     async def claim(self, emails: list[str]) -> list[str]:
@@ -455,23 +459,19 @@ class ClaimWindow:
         while self.open and self.open + len(emails) > self.window:
             self._changed.clear()
             await self._changed.wait()
-        self.flush()
         skipped = self.store.claim(self.issue_id, emails)
         self.open += len(emails) - len(skipped)
         return skipped
 
     def confirm(self, email: str) -> None:
-        self.confirmed.append(email)
+        """The server accepted the message: `sent`, committed before anything else runs."""
+        self.store.mark_many(self.issue_id, [email], "sent")
 
     def release(self) -> None:
         """One claimed row is finished (whatever its outcome)."""
         self.open -= 1
         self._changed.set()
 
-    def flush(self) -> None:
-        if self.confirmed:
-            self.store.mark_many(self.issue_id, self.confirmed, "sent")
-            self.confirmed = []
 
 
 async def send_over_smtp(
@@ -488,10 +488,10 @@ async def send_over_smtp(
     """Send every message over `smtp_concurrency` reused connections.
 
     Ledger rule per message: `sending` is committed before the message is handed to the
-    server (claimed with its batch, see `ClaimWindow`), `sent` after its 250 reply to
-    DATA (committed with the next claim, or at the end). A crash leaves at most
-    `claim_window(smtp_concurrency)` rows `sending`; the next run sends those again, so
-    that many messages at most can arrive twice. A 5xx reply marks it `failed` (no
+    server (claimed with its batch, see `ClaimWindow`), `sent` committed right after its
+    250 reply to DATA. A crash leaves at most `claim_window(smtp_concurrency)` rows
+    `sending`; the next run sends those again, but only the one message per connection
+    that the server had taken can arrive twice (`crash_window`). A 5xx reply marks it `failed` (no
     retry). 4xx replies, timeouts and drops are retried on a fresh connection with backoff,
     up to `smtp_max_attempts`, then marked `failed` (a later run retries those). After
     `smtp_pause_after` consecutive transient failures the run pauses: nothing more is
@@ -747,7 +747,6 @@ async def send_over_smtp(
         while not queue.empty():  # claimed, never handed to a worker (the group failed)
             if (left := queue.get_nowait()) is not None:
                 unclaimed.append(left.email)
-        claims.flush()  # what the server accepted is recorded, even when the run failed
         if unclaimed:
             store.mark_many(issue_id, unclaimed, "pending")
         if relay is not None:

@@ -43,6 +43,14 @@ def leave(settings: Settings, store: Store, email: str, *, source: str) -> Left:
     roster.sync(settings, store, strict=False)
     newly = store.record_unsubscribe(key, source=source)
     roster.set_state(store, key, "unsubscribed")
+    # One line per request, whatever the route: the address and where it came from
+    # (never a link's token: it acts for the subscriber).
+    log.info(
+        "unsubscribed %s (source: %s)" if newly else "%s was already unsubscribed (source: %s)",
+        key,
+        source,
+        extra={"event": "unsubscribe", "email": key, "source": source, "new": newly},
+    )
     try:
         result = set_active(settings.subscribers_file, key, False)
     except SubscribersError as exc:

@@ -33,6 +33,7 @@ from newsletter.compose import (
 from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
 from newsletter.dumps import PAGE_TEXT, Dump, Paper, decode_dump
 from newsletter.errors import DumpError, NotFoundError
+from newsletter.preflight import require_safe_send
 from newsletter.ranking import Pick, Ranker
 from newsletter.render import Digest, Renderer
 from newsletter.roster import receiving
@@ -371,12 +372,17 @@ def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list
 
 
 def next_picks_many(
-    settings: Settings, store: Store, subscribers: Sequence[Subscriber]
+    settings: Settings,
+    store: Store,
+    subscribers: Sequence[Subscriber],
+    *,
+    issue_date: date | None = None,
 ) -> dict[str, list[Pick]]:
     """`next_picks` for many subscribers at once, by subscriber key: one index per
     frequency's pool and one look-up of what each already received, instead of one of
-    each per subscriber (the same picks: each subscriber is still ranked on their own)."""
-    today = issue_date_now(settings)
+    each per subscriber (the same picks: each subscriber is still ranked on their own).
+    `issue_date`: the date the next issue carries (default: today)."""
+    today = issue_date or issue_date_now(settings)
     embedder = embedder_for(settings)
     picks: dict[str, list[Pick]] = {subscriber.key: [] for subscriber in subscribers}
     delivered = store.delivered_paper_keys(picks.keys())
@@ -430,6 +436,9 @@ class SendReport:
     paused: str | None = None
     resent_in_flight: int = 0
     written_now: int = 0  # dry run: files written by this run (the rest were already there)
+    sent_now: int = 0  # SMTP: messages this run handed over and the server accepted
+    failed_now: int = 0  # SMTP: messages this run tried that failed (now or for good)
+    unknown_now: int = 0  # SMTP: handed over by this run, no reply in time
     stopped: bool = False  # a clean stop was asked for before every message went out
 
     @property
@@ -560,14 +569,14 @@ async def deliver_async(
     """Send the issue of `issue_date` (default today) over SMTP; re-runs send what is left.
 
     Rows left `sending` by a crash are sent again (the message may or may not have reached
-    the server before the crash: at most `claim_window(smtp_concurrency)` messages, the
-    rows claimed but not yet confirmed then, can arrive twice;
+    the server before the crash: at most `crash_window(smtp_concurrency)` messages, one
+    per connection, can arrive twice;
     their Message-ID is the same, so clients can fold them). Rows that failed transiently
     are retried; permanent failures (5xx, a message that cannot be built) are not. Rows
     whose outcome was unknown once are sent once more. When `stop` is set, delivery stops
     cleanly (see `send_over_smtp`): what was not handed to the server stays `pending`.
     """
-    settings.signing_key(dry_run=False)  # no real send with unsigned links
+    require_safe_send(settings)  # no real send with dead or forgeable links
     subscribers = receiving(settings, store)
     issue_date = issue_date or issue_date_now(settings)
     renderer = Renderer(settings.templates_dir)  # preflight: templates compile
@@ -629,4 +638,7 @@ async def deliver_async(
         paused=stats.paused if stats else None,
         resent_in_flight=in_flight,
         stopped=stats.stopped if stats else False,
+        sent_now=stats.sent if stats else 0,
+        failed_now=stats.failed if stats else 0,
+        unknown_now=stats.unknown if stats else 0,
     )

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -53,6 +53,7 @@ from newsletter.inbox import Inbox, IntakeResult
 from newsletter.lock import DatabaseLock
 from newsletter.parse_guard import GuardedParser
 from newsletter.pipeline import build_issue, deliver_async, dry_run
+from newsletter.preflight import require_safe_send
 from newsletter.render import Renderer
 from newsletter.roster import receiving
 from newsletter.settings import Settings
@@ -177,6 +178,33 @@ def next_weekly_send(settings: Settings, now: datetime) -> datetime:
     return fire
 
 
+def is_delivered(issue: Issue | None, store: Store) -> TypeGuard[Issue]:
+    """The ledger says the issue went out: built, and no recipient left to send to."""
+    return issue is not None and store.unfinished(issue.id) == 0
+
+
+def within_grace(settings: Settings, instant: datetime, now: datetime) -> bool:
+    """A send due at `instant` may still go out at `now` (NEWSLETTER_SEND_GRACE)."""
+    return now - instant <= settings.send_grace
+
+
+def next_issue_date(settings: Settings, store: Store, now: datetime) -> date:
+    """The date of the next real issue: the latest send's while that issue is still due
+    (not delivered, and inside the grace window: a service sends it as soon as it runs,
+    see `Service._send`), else the next send's (after today's send time: tomorrow)."""
+    instant = latest_send(settings, now)
+    issue_date = instant.astimezone(settings.zone).date()
+    issue = store.find_issue(issue_date.isoformat(), dry_run=False)
+    if not is_delivered(issue, store) and within_grace(settings, instant, now):
+        return issue_date
+    return next_send(settings, now).astimezone(settings.zone).date()
+
+
+def weekly_issue_date(settings: Settings, issue_date: date) -> date:
+    """The first issue on or after `issue_date` that carries the weekly subscribers'."""
+    return issue_date + timedelta(days=(settings.weekly_day - issue_date.weekday()) % 7)
+
+
 def describe(instant: datetime, settings: Settings, now: datetime | None = None) -> str:
     """An instant for people: `2026-11-23 07:00 CET (Europe/Berlin), in 5 h 12 min`."""
     local = instant.astimezone(settings.zone)
@@ -216,15 +244,30 @@ def log_intake(result: IntakeResult) -> None:
     where = f" -> {result.moved_to}" if result.moved_to else ""
     if result.report is None:
         see = f"; see {result.error_file}" if result.error_file else ""
-        log.warning("rejected %s: %s%s%s", result.name, result.error, where, see)
+        log.warning(
+            "rejected %s: %s%s%s",
+            result.name,
+            result.error,
+            where,
+            see,
+            extra={"event": "intake", "file": result.name, "error": result.error},
+        )
         return
     report = result.report
+    fields = {
+        "event": "intake",
+        "file": result.name,
+        "shape": report.shape,
+        "papers": report.papers,
+        "new": report.new,
+    }
     if report.duplicate_file:
         log.info(
             "ingested %s (%s): the same content was ingested before, nothing changed%s",
             result.name,
             report.shape,
             where,
+            extra=fields,
         )
     else:
         log.info(
@@ -234,6 +277,7 @@ def log_intake(result: IntakeResult) -> None:
             report.papers,
             report.new,
             where,
+            extra=fields,
         )
     for warning in report.warnings:
         log.warning("  %s", warning)
@@ -294,17 +338,38 @@ class Service:
         try:
             result = await self._unless_stopped(fetch_day_async(self.settings, day))
         except FetchError as exc:
-            log.warning("fetching the papers for %s failed: %s", day, exc)
+            log.warning(
+                "fetching the papers for %s failed: %s",
+                day,
+                exc,
+                extra={"event": "fetch", "day": day, "outcome": "failed", "url": exc.url},
+            )
             result = None
         if self.stopping.is_set():
             return result
         if result is None or result.status == "no papers":
             if result is not None:
-                log.info("no papers for %s (yet: a weekend or a quiet day)", day)
+                log.info(
+                    "no papers for %s (yet: a weekend or a quiet day)",
+                    day,
+                    extra={"event": "fetch", "day": day, "outcome": "no papers", "papers": 0},
+                )
             self._fetch_again(day, failed=result is None)
             return result
         if result.status == "written":
-            log.info("fetched %d papers for %s into %s", result.papers, day, result.path)
+            log.info(
+                "fetched %d papers for %s into %s",
+                result.papers,
+                day,
+                result.path,
+                extra={
+                    "event": "fetch",
+                    "day": day,
+                    "outcome": "written",
+                    "papers": result.papers,
+                    "file": result.path,
+                },
+            )
             await self.intake(fetched=result.path)
             return result
         log.info(
@@ -312,6 +377,7 @@ class Service:
             result.papers,
             day,
             result.same_as or "already ingested",
+            extra={"event": "fetch", "day": day, "outcome": "unchanged", "papers": result.papers},
         )
         if result.same_as is not None and result.same_as.parent == self.settings.inbox_dir:
             await self.intake(fetched=result.same_as)  # an earlier fetch not yet taken
@@ -384,6 +450,10 @@ class Service:
                 log.info("waiting for the fetch in flight before building the issue")
                 async with self._fetch_lock:
                     pass
+            if self._intake_lock.locked():  # a dump being ingested belongs in it too
+                log.info("waiting for the dump being ingested before building the issue")
+                async with self._intake_lock:
+                    pass
             now = now or datetime.now(self.settings.zone)
             instant = latest_send(self.settings, now)
             issue_date = instant.astimezone(self.settings.zone).date()
@@ -396,15 +466,16 @@ class Service:
         key = issue_date.isoformat()
         label = f"issue {key}{' (dry run)' if self.dry_run else ''}"
         issue = store.find_issue(key, dry_run=self.dry_run)
-        if issue is not None and store.unfinished(issue.id) == 0:
+        if is_delivered(issue, store):
             ledger = _counts_text(store, issue)
             log.info("%s was already delivered (ledger: %s): nothing to send", label, ledger)
             return SendOutcome(key, True, "already delivered")
         late = now - instant
-        if late > self.settings.send_grace and store.latest_issue() is None:
+        due = within_grace(self.settings, instant, now)
+        if not due and store.latest_issue() is None:
             log.info("no issue has been built yet: the first goes out at the next send time")
             return SendOutcome(key, True, "first issue not due yet")
-        if late > self.settings.send_grace:
+        if not due:
             if issue is None:
                 what = "not sent; its papers go into the next issue"
             else:
@@ -446,6 +517,14 @@ class Service:
                 label,
                 len(written.recipients),
                 written.folder,
+                extra={
+                    "event": "send",
+                    "issue": key,
+                    "dry_run": True,
+                    "written": written.written_now,
+                    "messages": len(written.recipients),
+                    "skipped": len(written.skipped),
+                },
             )
             return SendOutcome(key, True, "written")
         report = await deliver_async(
@@ -459,6 +538,16 @@ class Service:
             counts["failed"],
             counts["pending"] + counts["sending"],
             counts["skipped"],
+            extra={
+                "event": "send",
+                "issue": key,
+                "dry_run": False,
+                "sent": counts["sent"],
+                "failed": counts["failed"],
+                "pending": counts["pending"] + counts["sending"],
+                "skipped": counts["skipped"],
+                "sent_now": report.sent_now,
+            },
         )
         for failed in store.deliveries(report.issue.id, statuses=("failed",)):
             log.warning("  failed %s: %s %s", failed.email, failed.code or "", failed.message)
@@ -480,15 +569,31 @@ class Service:
             self.settings, store, subscribers, dry_run=self.dry_run, issue_date=issue_date
         )
         recipients = sum(store.counts(issue.id).values())
+        fields = {
+            "event": "issue",
+            "issue": issue.key,
+            "dry_run": issue.dry_run,
+            "subscribers": recipients,
+            "picks": store.planned_pick_count(issue.id),
+        }
         if recipients:
-            log.info("issue %s built for %d recipient(s)", issue.key, recipients)
+            log.info(
+                "issue %s built for %d recipient(s), %d pick(s) in all",
+                issue.key,
+                recipients,
+                fields["picks"],
+                extra=fields,
+            )
             return issue
         since = previous.last_dump_id if previous else 0
         new = len(store.papers_since(since, until_dump_id=issue.last_dump_id))
         if new == 0:
             after = f" (issue {previous.key})" if previous else ""
             log.info(
-                "issue %s: no new papers since the last issue%s: nothing to send", issue.key, after
+                "issue %s: no new papers since the last issue%s: nothing to send",
+                issue.key,
+                after,
+                extra={**fields, "new_papers": 0},
             )
         else:
             log.info(
@@ -496,6 +601,7 @@ class Service:
                 "send",
                 issue.key,
                 new,
+                extra={**fields, "new_papers": new},
             )
         return issue
 
@@ -699,9 +805,9 @@ def _counts_text(store: Store, issue: Issue) -> str:
 
 
 def check_ready(settings: Settings, *, dry_run: bool) -> None:
-    """Fail at start, not at send time: signing key, subscribers, templates."""
+    """Fail at start, not at send time: the real-send rules, subscribers, templates."""
     if not dry_run:
-        settings.signing_key(dry_run=False)
+        require_safe_send(settings)
     load_subscribers(settings.subscribers_file)
     Renderer(settings.templates_dir)
 

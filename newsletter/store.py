@@ -770,6 +770,13 @@ class Store:
                 found[email].append(PlannedPick(paper_key, score, why))
         return found
 
+    def planned_pick_count(self, issue_id: int) -> int:
+        """How many papers the issue's plan holds, all recipients together."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM delivery_papers WHERE issue_id=?", (issue_id,)
+        ).fetchone()
+        return int(row[0])
+
     def issue_papers(self, issue_id: int) -> dict[str, Paper]:
         """Every paper picked for anyone in the issue, by key."""
         rows = self._db.execute(

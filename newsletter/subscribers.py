@@ -7,6 +7,7 @@ pydantic models that forbid unknown keys.
 
 from __future__ import annotations
 
+import difflib
 import fcntl
 import io
 import multiprocessing
@@ -182,6 +183,38 @@ def _describe(location: Sequence[str | int]) -> str:
     return ".".join(str(part) for part in location) or "(entry)"
 
 
+def unknown_key_message(key: str, known: Sequence[str]) -> str:
+    """`unknown key 'topcis'; did you mean 'topics'?`, or the keys there are when none
+    is close."""
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f"unknown key {key!r}; did you mean {close[0]!r}?"
+    return f"unknown key {key!r}; the keys here are {', '.join(known)}"
+
+
+def _explain(exc: ValidationError) -> tuple[str, tuple[str | int, ...], str]:
+    """(message, location, field) of the problem an entry should be reported by.
+
+    An unknown key comes first: a misspelt required key (`topcis:`) also makes its
+    field missing, and "field 'topics' is required" on the entry's first line would hide
+    the typo. An unknown key is reported at its own line with the closest known key."""
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    location = tuple(error["loc"])
+    field_name = _describe(location)
+    if error["type"] == "extra_forbidden":
+        # Inside a topic's mapping (`topics.1.wieght`) the keys are a topic's.
+        model = Topic if len(location) > 1 and location[0] == "topics" else Subscriber
+        return (
+            unknown_key_message(str(location[-1]), list(model.model_fields)),
+            location,
+            field_name,
+        )
+    if error["type"] == "missing":
+        return f"field {field_name!r} is required", (), field_name
+    return f"field {field_name!r}: {error['msg']}", location, field_name
+
+
 class _NotFast(Exception):
     """The fast reader cannot promise the round-trip reader's result: use that one."""
 
@@ -333,19 +366,20 @@ def parse_subscribers_round_trip(
             path=path,
             line=line,
         ) from exc
+    unknown = [k for k in document if k != "subscribers"] if isinstance(document, dict) else []
+    if unknown:
+        raise SubscribersError(
+            f"{unknown_key_message(str(unknown[0]), ['subscribers'])} (the file holds only "
+            "the 'subscribers:' list)",
+            path=path,
+            line=_line_of(document, [unknown[0]]),
+            field=str(unknown[0]),
+        )
     if not isinstance(document, CommentedMap) or "subscribers" not in document:
         raise SubscribersError(
             "expected a top-level 'subscribers:' list (see subscribers.example.yaml)",
             path=path,
             line=1,
-        )
-    unknown = [key for key in document if key != "subscribers"]
-    if unknown:
-        raise SubscribersError(
-            f"unknown top-level key {unknown[0]!r}; the file holds only 'subscribers:'",
-            path=path,
-            line=_line_of(document, [unknown[0]]),
-            field=str(unknown[0]),
         )
     entries = document["subscribers"]
     if entries is None:
@@ -369,17 +403,7 @@ def parse_subscribers_round_trip(
         try:
             subscriber = Subscriber.model_validate(dict(entry))
         except ValidationError as exc:
-            error = exc.errors()[0]
-            location = error["loc"]
-            field_name = _describe(location)
-            if error["type"] == "extra_forbidden":
-                allowed = ", ".join(Subscriber.model_fields)
-                message = f"unknown field {field_name!r} (allowed: {allowed}); check its spelling"
-            elif error["type"] == "missing":
-                message = f"field {field_name!r} is required"
-                location = ()
-            else:
-                message = f"field {field_name!r}: {error['msg']}"
+            message, location, field_name = _explain(exc)
             raise SubscribersError(
                 message,
                 path=path,
@@ -531,12 +555,9 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _problem(exc: ValidationError) -> tuple[str, str]:
-    """(message, field) of the first problem pydantic found in one entry."""
-    error = exc.errors()[0]
-    field_name = _describe(error["loc"])
-    if error["type"] == "missing":
-        return f"field {field_name!r} is required", field_name
-    return f"field {field_name!r}: {error['msg']}", field_name
+    """(message, field) of the problem pydantic found in one entry (see `_explain`)."""
+    message, _location, field_name = _explain(exc)
+    return message, field_name
 
 
 class _Layout:

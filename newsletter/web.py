@@ -13,6 +13,8 @@ A small Starlette app, served by uvicorn (`newsletter serve`):
   subscribers, so `serve` mounts them only when it listens on a loopback address.
   The index ranks every subscriber in one pass and keeps the result until the
   database, the subscribers file or the date changes (see `IndexPage`).
+* `GET /healthz` answers `{"service": "newsletter", "version": ...}` (see `health.py`):
+  how `newsletter check` knows that the base URL reaches this server.
 
 Two guards sit in front of every route. Only requests naming this server in their Host
 header are served (the host of `NEWSLETTER_BASE_URL`, or a loopback name): a web page
@@ -34,7 +36,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -48,19 +50,21 @@ from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter import roster
 from newsletter.errors import ConfigError, NewsletterError, TemplateError
+from newsletter.health import HEALTH_PATH, health_report
 from newsletter.manage_pages import ManagePages
 from newsletter.membership import leave, memberships
-from newsletter.pipeline import issue_date_now, next_picks_many, preview_digest
+from newsletter.pipeline import next_picks_many, preview_digest
 from newsletter.ranking import Pick
 from newsletter.reader_pages import csrf_middleware
 from newsletter.render import Digest, Renderer, paper_view
 from newsletter.roster import Member
+from newsletter.scheduler import next_issue_date, weekly_issue_date
 from newsletter.settings import DEV_SECRET_KEY, Settings
 from newsletter.signup_pages import SignupPages
 from newsletter.store import Store
@@ -117,6 +121,7 @@ class Row:
     picks: list[Pick]
 
 
+Clock = Callable[[], datetime]
 FileIdentity = tuple[int, int, int] | None  # modification time (ns), size, inode
 # What the index rows depend on; equal states give equal rows (see `IndexPage`).
 DataState = tuple[date, FileIdentity, int, int, int, frozenset[str], int]
@@ -129,7 +134,8 @@ class IndexPage:
     state; the page's HTML per data state and page templates, so a template edit
     renders the kept rows again without ranking anyone.
 
-    The data state is the issue date (the daily and weekly pools move with it), the
+    The data state is the next issue's date (`scheduler.next_issue_date`: the daily and
+    weekly pools move with it), the
     subscribers file's identity (an edit or an atomic replace changes its modification
     time, size or inode) and what the ranking reads from the database: the newest dump
     (new papers, updated upvotes), the newest real issue and how many of its messages
@@ -141,11 +147,16 @@ class IndexPage:
     """
 
     def __init__(
-        self, settings: Settings, render: Callable[[list[Row], date], str], templates: Path
+        self,
+        settings: Settings,
+        render: Callable[[list[Row], date], str],
+        templates: Path,
+        clock: Clock,
     ) -> None:
         self.settings = settings
         self.render = render
         self.templates = templates
+        self.clock = clock
         self._lock = threading.Lock()
         self._rows: tuple[DataState, list[Row]] | None = None
         self._page: tuple[tuple[DataState, tuple[FileIdentity, ...]], str] | None = None
@@ -153,7 +164,7 @@ class IndexPage:
     def data_state(self, store: Store) -> DataState:
         last = store.last_real_issue()
         return (
-            issue_date_now(self.settings),
+            next_issue_date(self.settings, store, self.clock()),
             _file_identity(self.settings.subscribers_file),
             store.latest_dump_id(),
             last.id if last else 0,
@@ -171,14 +182,15 @@ class IndexPage:
             if self._page is not None and self._page[0] == key:
                 return self._page[1]
             if self._rows is None or self._rows[0] != state:
-                self._rows = (state, self.rows(store))
+                self._rows = (state, self.rows(store, state[0]))
             html = self.render(self._rows[1], state[0])
             self._page = (key, html)
             return html
 
-    def rows(self, store: Store) -> list[Row]:
+    def rows(self, store: Store, issue_date: date) -> list[Row]:
         members = memberships(self.settings, store)
-        picks = next_picks_many(self.settings, store, [m.subscriber for m in members])
+        subscribers = [m.subscriber for m in members]
+        picks = next_picks_many(self.settings, store, subscribers, issue_date=issue_date)
         return [Row(member, picks[member.subscriber.key]) for member in members]
 
 
@@ -193,7 +205,9 @@ def _file_identity(path: Path) -> FileIdentity:
 class WebApp:
     """The state the handlers share: settings, one email renderer, the page templates."""
 
-    def __init__(self, settings: Settings, *, preview: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, preview: bool = True, clock: Clock | None = None
+    ) -> None:
         self.settings = settings
         self.preview = preview
         self.pages = _web_environment(settings.templates_dir / "web")
@@ -204,8 +218,10 @@ class WebApp:
         # The key the emails' links were signed with: the configured secret, or (without
         # one) the development key of dry runs and previews, whose links then work locally.
         self.token_key = settings.signing_key(dry_run=True)
+        # What "now" is (tests fix it): the index names the next issue's date from it.
+        self.clock = clock or (lambda: datetime.now(settings.zone))
         self.index_page = IndexPage(
-            settings, self.render_index, templates=settings.templates_dir / "web"
+            settings, self.render_index, templates=settings.templates_dir / "web", clock=self.clock
         )
 
     # -- pages ---------------------------------------------------------------------------
@@ -228,6 +244,7 @@ class WebApp:
             "index.html.j2",
             rows=rows,
             issue_date=issue_date,
+            weekly_date=weekly_issue_date(self.settings, issue_date),
             subscribers_file=str(self.settings.subscribers_file),
         )
 
@@ -282,7 +299,7 @@ class WebApp:
 
     def leave(self, email: str) -> None:
         with Store(self.settings.database_path) as store:
-            leave(self.settings, store, email, source="one-click")
+            leave(self.settings, store, email, source="web")
 
     # -- handlers ------------------------------------------------------------------------
 
@@ -425,11 +442,26 @@ async def _is_one_click(request: Request) -> bool:
     return parse_qs(body.strip()).get("List-Unsubscribe") == [ONE_CLICK]
 
 
-def create_app(settings: Settings, *, preview: bool = True, dry_run: bool = False) -> Starlette:
-    """The ASGI app; `preview=False` leaves out the pages that list subscribers;
-    `dry_run` writes the sign-up emails to the outbox instead of sending them."""
-    web = WebApp(settings, preview=preview)
-    routes = [Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"])]
+async def healthz(request: Request) -> Response:
+    """Which service answers here (for `newsletter check` and monitoring)."""
+    return JSONResponse(health_report(), headers={"Cache-Control": "no-store"})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    preview: bool = True,
+    clock: Clock | None = None,
+    dry_run: bool = False,
+) -> Starlette:
+    """The ASGI app; `preview=False` leaves out the pages that list subscribers. `clock`
+    gives "now" (default: the system clock in NEWSLETTER_TIMEZONE). `dry_run` writes
+    the sign-up emails to the outbox instead of sending them."""
+    web = WebApp(settings, preview=preview, clock=clock)
+    routes = [
+        Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
+        Route(HEALTH_PATH, healthz),
+    ]
     # The readers' own pages: sign-up, confirmation, preferences, feedback.
     routes += SignupPages(settings, web.token_key, dry_run=dry_run).routes()
     routes += ManagePages(settings, web.token_key).routes()
@@ -466,6 +498,8 @@ def is_loopback(host: str) -> bool:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (port 0 picks a free one)."""
+    if not 0 <= port <= 65535:  # the OS would take it modulo 65536
+        raise ConfigError(f"cannot listen on port {port}: use 1 to 65535, or 0 for a free one")
     try:
         family, kind, proto, _name, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -522,8 +556,10 @@ def serve(
             f"Sign-up form: {url}/subscribe"
             + (" (emails go to the outbox: --dry-run)" if dry_run else "")
         )
-    # No access log: the unsubscribe URLs carry tokens that act for the subscriber.
-    config = uvicorn.Config(app, lifespan="off", access_log=False, log_level="info")
+    # No access log: the unsubscribe URLs carry tokens that act for the subscriber. No
+    # logging config of uvicorn's own: its records go where the CLI sends every log
+    # (`logs.py`: stderr, text or JSON).
+    config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

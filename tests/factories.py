@@ -5,6 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Settings a real send accepts (newsletter/preflight.py): an https base URL on a public
+# name, an own From address, a long secret key. The base URL is only written into the
+# links; the messages go to the test's SMTP server on 127.0.0.1.
+REAL_SEND_ENV = {
+    "NEWSLETTER_BASE_URL": "https://news.example.org",
+    "NEWSLETTER_FROM_ADDRESS": "Research Digest <digest@news.example.org>",
+    "NEWSLETTER_SECRET_KEY": "test-secret-key-long-enough-to-sign-links",
+}
+
 
 def write_subscribers(path: Path, count: int) -> list[str]:
     """`count` subscribers who all want papers the samples have; returns their addresses."""

@@ -114,9 +114,10 @@ def smtp_server(
     implicit_tls: ssl.SSLContext | None = None,
     logins: dict[str, str] | None = None,
     smtputf8: bool = False,
+    auth_require_tls: bool = False,
 ) -> Iterator[RunningServer]:
     """Run a recording aiosmtpd server on 127.0.0.1 with an OS-chosen port (offering
-    SMTPUTF8 only when asked)."""
+    SMTPUTF8 only when asked; with `auth_require_tls`, AUTH only inside TLS)."""
     recorder = recorder or Recorder()
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -138,7 +139,7 @@ def smtp_server(
             hostname="test.local",
             tls_context=tls_context,
             authenticator=authenticator if logins is not None else None,
-            auth_require_tls=False,
+            auth_require_tls=auth_require_tls,
             enable_SMTPUTF8=smtputf8,
         )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import REAL_SEND_ENV
 from tests.smtp_server import Recorder, smtp_server
 
 
@@ -209,10 +210,7 @@ def test_status_says_which_command_holds_the_database(project: Path) -> None:
     """Before: "Service: running (pid N)" while a plain `newsletter send` held the lock."""
     dumps = sorted(str(p) for p in (project / "dumps").iterdir())
     assert run("ingest", *dumps, cwd=project).returncode == 0
-    env = {
-        "NEWSLETTER_SECRET_KEY": "cli-test-secret",
-        "NEWSLETTER_SMTP_TIMEOUT": "60",
-    }
+    env = {**REAL_SEND_ENV, "NEWSLETTER_SMTP_TIMEOUT": "60"}
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     full_env.update(env, NEWSLETTER_SOURCE_URL="")
     stalling = Recorder(on_data=lambda rcpt, attempt: "stall", stall_seconds=60)

@@ -29,6 +29,7 @@ from newsletter.delivery import (
     RateLimiter,
     claim_window,
     classify,
+    crash_window,
     eml_name,
     send_over_smtp,
 )
@@ -37,7 +38,7 @@ from newsletter.pipeline import build_issue, deliver, deliver_async, ingest_file
 from newsletter.settings import Settings, load_settings
 from newsletter.store import Store
 from newsletter.subscribers import load_subscribers
-from tests.factories import write_subscribers
+from tests.factories import REAL_SEND_ENV, write_subscribers
 from tests.smtp_server import Recorder, smtp_server
 
 ISSUE_DATE = date(2026, 11, 22)
@@ -47,8 +48,7 @@ ISSUE_DATE = date(2026, 11, 22)
 def setup(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, list[str]]]:
     emails = write_subscribers(project / "subscribers.yaml", 12)
     for name, value in {
-        "NEWSLETTER_SECRET_KEY": "delivery-test-secret",
-        "NEWSLETTER_BASE_URL": "https://news.example.org",
+        **REAL_SEND_ENV,
         "NEWSLETTER_SMTP_TIMEOUT": "1.5",
         "NEWSLETTER_SMTP_RETRY_BASE_DELAY": "0.01",
         "NEWSLETTER_SMTP_CONCURRENCY": "3",
@@ -288,7 +288,7 @@ def test_sigkill_at_random_points_then_rerun_delivers_everyone(project: Path) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     with smtp_server() as server:
         env.update(
-            NEWSLETTER_SECRET_KEY="crash-test",
+            REAL_SEND_ENV,
             NEWSLETTER_SMTP_PORT=str(server.port),
             NEWSLETTER_SMTP_CONCURRENCY=str(concurrency),
             NEWSLETTER_SMTP_TIMEOUT="5",
@@ -335,9 +335,9 @@ def test_sigkill_at_random_points_then_rerun_delivers_everyone(project: Path) ->
     assert kills >= 1, "the process finished before any kill: make the run longer"
     assert set(received) == set(emails), "a recipient is missing"
     duplicates = sum(n - 1 for n in received.values())
-    # Documented window: only the rows claimed but not yet confirmed at a kill (at most
-    # `claim_window(concurrency)`, the ledger being written in batches) can arrive twice.
-    assert duplicates <= kills * claim_window(concurrency), (duplicates, kills)
+    # Documented window: only the message each connection was handing over at a kill
+    # (`crash_window(concurrency)`, one per connection) can arrive twice.
+    assert duplicates <= kills * crash_window(concurrency), (duplicates, kills)
     status = subprocess.run(
         [*command, "status", "--json"],
         cwd=project,
@@ -352,8 +352,7 @@ def test_sigkill_at_random_points_then_rerun_delivers_everyone(project: Path) ->
 
 def test_claimed_rows_never_exceed_the_documented_window(project: Path) -> None:
     emails = write_subscribers(project / "subscribers.yaml", 60)
-    for name, value in {"SECRET_KEY": "window", "SMTP_CONCURRENCY": "2"}.items():
-        os.environ[f"NEWSLETTER_{name}"] = value
+    os.environ.update(REAL_SEND_ENV, NEWSLETTER_SMTP_CONCURRENCY="2")
     settings = load_settings()
     with Store(settings.database_path) as store:
         for path in sorted((project / "dumps").iterdir()):

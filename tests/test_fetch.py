@@ -415,7 +415,7 @@ def service_env(server: RunningServer, **more: str) -> dict[str, str]:
 
 def run_once(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "newsletter", "run", "--once", "--dry-run"],
+        [sys.executable, "-m", "newsletter", "-v", "run", "--once", "--dry-run"],  # -v: info
         cwd=project,
         env=env,
         capture_output=True,

@@ -28,7 +28,7 @@ from newsletter.settings import load_settings
 from newsletter.store import Store
 from newsletter.subscribers import load_subscribers
 from tests.conftest import SAMPLE_000, SAMPLE_001
-from tests.factories import write_subscribers
+from tests.factories import REAL_SEND_ENV, write_subscribers
 from tests.smtp_server import RunningServer, smtp_server
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -231,7 +231,7 @@ def test_scan_files_dumps_and_rejects_with_a_reason(isolated: Path) -> None:
 
 def test_stop_event_leaves_unclaimed_rows_pending_and_nothing_sending(project: Path) -> None:
     emails = write_subscribers(project / "subscribers.yaml", 20)
-    os.environ.update(NEWSLETTER_SECRET_KEY="stop-test", NEWSLETTER_SMTP_CONCURRENCY="2")
+    os.environ.update(REAL_SEND_ENV, NEWSLETTER_SMTP_CONCURRENCY="2")
     settings = load_settings()
     with Store(settings.database_path) as store:
         for path in sorted((project / "dumps").iterdir()):
@@ -344,7 +344,7 @@ def service_env(project: Path) -> Iterator[tuple[Path, dict[str, str], RunningSe
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     with smtp_server() as server:
         env.update(
-            NEWSLETTER_SECRET_KEY="service-test-secret",
+            REAL_SEND_ENV,
             NEWSLETTER_SMTP_PORT=str(server.port),
             NEWSLETTER_SMTP_TIMEOUT="5",
             NEWSLETTER_TIMEZONE="UTC",
@@ -383,7 +383,9 @@ def test_service_takes_complete_dumps_rejects_others_and_sends_once(
     project, env, server = service_env
     write_subscribers(project / "subscribers.yaml", 12)
     inbox = project / "inbox"
-    send_at = (datetime.now(UTC) + timedelta(seconds=14)).replace(microsecond=0)
+    # Room for a slow start and a slow parse on a loaded machine: the dump must be in
+    # before the send time for this test to mean anything.
+    send_at = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
     env["NEWSLETTER_SEND_TIME"] = clock_time(send_at)
     service = Service(project, env)
     try:
@@ -497,7 +499,7 @@ def test_sigterm_mid_send_then_restart_reaches_everyone_once(
 
 def run_once(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "newsletter", "run", "--once", *args],
+        [sys.executable, "-m", "newsletter", "run", "--once", "-v", *args],  # -v: its info lines
         cwd=project,
         env=env,
         capture_output=True,

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,13 +45,15 @@ def running(make_app: Callable[[str], ASGIApp]) -> Iterator[str]:
 
 
 @contextmanager
-def serving_process(folder: Path, env: Mapping[str, str]) -> Iterator[tuple[str, int]]:
-    """`newsletter serve --port 0` as its own process, run in `folder` with the
+def serving_process(
+    folder: Path, env: Mapping[str, str], options: Sequence[str] = ()
+) -> Iterator[tuple[str, int]]:
+    """`newsletter [options] serve --port 0` as its own process, run in `folder` with the
     variables `env` added; yields its base URL and process id (to read its memory in
     /proc). Its log goes to `folder/serve.log`."""
     with (folder / "serve.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "serve", "--port", "0"],
+            [sys.executable, "-m", "newsletter", *options, "serve", "--port", "0"],
             cwd=folder,
             env={**os.environ, **env, "PYTHONPATH": str(REPO)},
             stdout=subprocess.PIPE,
