@@ -28,8 +28,10 @@ demo: $(VENV)/.installed-app
 	$(BIN)/newsletter send --dry-run
 
 test: $(VENV)/.installed
-	@# the browser tests drive the system Chromium (never a downloaded one)
+	@# the browser tests drive the system Chromium (never a downloaded one); the deploy
+	@# tests run deploy/Caddyfile in a real Caddy
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v caddy >/dev/null || (apt-get update && apt-get install -y caddy)
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

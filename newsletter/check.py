@@ -183,7 +183,7 @@ def check_database(settings: Settings) -> list[Finding]:
             )
         ]
     try:
-        with Store(path) as store:
+        with Store(path, create=False) as store:  # never made by a check
             dumps = store.dumps()
             papers = store.paper_count()
             issue = store.latest_issue()

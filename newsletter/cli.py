@@ -43,6 +43,19 @@ def _papers(count: int) -> str:
     return f"{count} paper{'' if count == 1 else 's'}"
 
 
+def _store_with_papers(settings: Settings) -> Store:
+    """The database of a command that picks papers: refused when it does not exist, and
+    when nothing was ever ingested into it (its issue would wrongly say "no match")."""
+    store = Store(settings.database_path, create=False)
+    if store.latest_dump_id() == 0:
+        store.close()
+        raise NewsletterError(
+            f"{settings.database_path}: nothing ingested here yet; run `newsletter ingest "
+            "FILE`, or `newsletter fetch` and let `newsletter run` take it in"
+        )
+    return store
+
+
 def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.fetch import fetch_day
 
@@ -64,13 +77,25 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
 
 
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from newsletter.workdir import init_folder, next_steps, start_database, summary
+
+    folder = Path(args.folder)
+    report = init_folder(folder, templates=args.templates)
+    print("\n".join(summary(report)))
+    database, made = start_database(folder)
+    print(f"{'Created' if made else 'Kept'} {database} (the database)")
+    print("\n".join(next_steps(folder)))
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import embedder_for, ingest_file
 
     results: list[dict[str, Any]] = []
     failed = 0
     embedder = embedder_for(settings)
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path) as store:  # made here when missing
         for name in args.paths:
             path = Path(name)
             try:
@@ -105,7 +130,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dumps(args: argparse.Namespace, settings: Settings) -> int:
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         records = store.dumps()
     if args.json:
         _print_json(
@@ -139,7 +164,7 @@ def cmd_dumps(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import forget_dump
 
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         gone = forget_dump(settings, store, args.dump)
     dump = gone.dump
     others = ", ".join(str(number) for number in gone.other_dumps)
@@ -172,7 +197,7 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
 def _find_subscriber(settings: Settings, email: str) -> Any:
     from newsletter import roster
 
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         roster.sync(settings, store)
         member = roster.find(store, email)
     if member is None:
@@ -187,7 +212,7 @@ def cmd_rank(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.pipeline import next_picks
 
     subscriber = _find_subscriber(settings, args.email)
-    with Store(settings.database_path) as store:
+    with _store_with_papers(settings) as store:
         picks = next_picks(settings, store, subscriber)
     if args.json:
         _print_json(
@@ -219,7 +244,7 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     if not args.email:
         raise NewsletterError("name a subscriber (newsletter preview EMAIL), or use --serve")
     subscriber = _find_subscriber(settings, args.email)
-    with Store(settings.database_path) as store:
+    with _store_with_papers(settings) as store:
         digest, _picks = preview_digest(settings, store, subscriber)
     if digest is None:
         print(
@@ -247,14 +272,15 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.preflight import require_safe_send
 
     if args.dry_run:
-        with Store(settings.database_path) as store:
+        with _store_with_papers(settings) as store:
             report = dry_run(settings, store)
         _print_dry_run(report)
         return 0
     require_safe_send(settings)  # before the lock and the database: nothing is touched
-    # Not beside a running service: both would claim the same ledger rows.
-    with DatabaseLock(settings.database_path, command="send"):
-        with Store(settings.database_path) as store:
+    # Not beside a running service: both would claim the same ledger rows. The store
+    # first: a missing database is refused before the lock file is made beside it.
+    with _store_with_papers(settings) as store:
+        with DatabaseLock(settings.database_path, command="send"):
             report = deliver(settings, store)
     print(f"Issue {report.issue.key}: {send_summary(report)}")
     for email in report.skipped:
@@ -381,7 +407,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         else "Fetching: off (NEWSLETTER_SOURCE_URL is empty; dumps come into the inbox)",
         _service_line(held),
     ]
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         issue = store.find_issue(args.issue, dry_run=args.dry_run) if args.issue else None
         if args.issue and issue is None:
             raise NewsletterError(
@@ -459,7 +485,7 @@ def cmd_subscribe(args: argparse.Namespace, settings: Settings) -> int:
         frequency=args.frequency,
         max_papers=args.max_papers,
     )
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         result = join(settings, store, change)
     subscriber = result.subscriber
     topics = ", ".join(t.topic for t in subscriber.topics)
@@ -472,7 +498,7 @@ def cmd_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.membership import leave
 
     subscriber = _find_subscriber(settings, args.email)
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         left = leave(settings, store, subscriber.email, source="cli")
     if left.file_problem:
         raise NewsletterError(
@@ -489,7 +515,7 @@ def cmd_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.membership import member_json, memberships
 
-    with Store(settings.database_path) as store:
+    with Store(settings.database_path, create=False) as store:
         members = memberships(settings, store)
     if args.json:
         _print_json([member_json(member) for member in members])
@@ -515,6 +541,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.web import serve
 
+    Store(settings.database_path, create=False).close()  # a mistyped path: refused now
     serve(
         settings,
         host=args.host,
@@ -561,6 +588,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     _log_options(parser, default=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init",
+        help="make a working folder: .env with a new secret key, subscribers.yaml, inbox/",
+        description="Lay out a working folder for the service: a .env with a generated\n"
+        "secret key and every setting listed with its default and what it does, a\n"
+        "subscribers.yaml with one example subscriber, an inbox/ folder and the database.\n"
+        "A file that exists is kept, never overwritten.",
+        epilog="example:\n  newsletter init /var/lib/newsletter --templates",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument(
+        "folder",
+        nargs="?",
+        default=".",
+        metavar="DIR",
+        help="the folder to set up (default: the current one; made if missing)",
+    )
+    init.add_argument(
+        "--templates",
+        action="store_true",
+        help="also copy the email and web templates into DIR/templates/ to edit them "
+        "(the .env then sets NEWSLETTER_TEMPLATES_DIR=templates)",
+    )
+    init.set_defaults(handler=cmd_init)
 
     fetch = commands.add_parser(
         "fetch",
@@ -782,7 +834,7 @@ def build_parser() -> argparse.ArgumentParser:
         "subscribers file, the database, the SMTP server (connect, EHLO, STARTTLS and AUTH as "
         "configured; no message is sent) and whether NEWSLETTER_BASE_URL answers as this "
         "project's 'newsletter serve' (its /healthz). Exit code 1 on any error.",
-        epilog="example: newsletter check && newsletter run",
+        epilog=examples("newsletter check", "newsletter check && newsletter run"),
     )
     check.set_defaults(handler=cmd_check)
 

@@ -61,6 +61,11 @@ class StoreError(NewsletterError, RuntimeError):
     """The SQLite state cannot be opened or is in an unexpected shape."""
 
 
+class NoDatabaseError(StoreError):
+    """A command that reads the state was pointed at a database file that does not exist
+    (a mistyped NEWSLETTER_DATABASE_PATH, or nothing ingested in this folder yet)."""
+
+
 class NotFoundError(NewsletterError, LookupError):
     """Something the user named (a dump, by id or file name) is not in the database."""
 

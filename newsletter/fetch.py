@@ -392,10 +392,10 @@ def keep(settings: Settings, day: date, url: str, reply: Reply) -> FetchResult:
     copy = same_content(settings.inbox_dir, reply.body)
     if copy is not None:
         return FetchResult(day, "unchanged", papers, None, url, same_as=copy)
-    if settings.database_path.exists():
-        with Store(settings.database_path) as store:
-            if store.has_dump(digest):
-                return FetchResult(day, "unchanged", papers, None, url)
+    # Made here when missing, like `ingest` does: the papers' next stop is this database.
+    with Store(settings.database_path) as store:
+        if store.has_dump(digest):
+            return FetchResult(day, "unchanged", papers, None, url)
     target = settings.inbox_dir / file_name(day, digest)
     try:
         write_atomically(target, reply.body)

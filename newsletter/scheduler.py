@@ -817,6 +817,13 @@ def run_service(settings: Settings, *, dry_run: bool, once: bool) -> SendOutcome
     check_ready(settings, dry_run=dry_run)
     command = "run --once" if once else "run"
     with DatabaseLock(settings.database_path, command=command):
+        # The service may start a database (it fetches and ingests): said, since a
+        # mistyped NEWSLETTER_DATABASE_PATH would otherwise go unnoticed.
+        if not settings.database_path.exists():
+            log.warning(
+                "%s: no database here yet, starting a new one (NEWSLETTER_DATABASE_PATH)",
+                settings.database_path,
+            )
         Store(settings.database_path).close()  # create or migrate it before anything runs
         service = Service(settings, dry_run=dry_run)
         try:

@@ -66,60 +66,153 @@ class Settings(BaseSettings):
         allow_inf_nan=False,  # "inf" would mean: wait forever, or crash the rate limiter
     )
 
-    # Files and folders
-    database_path: Path = Path("newsletter.db")
-    inbox_dir: Path = Path("inbox")
-    outbox_dir: Path = Path("outbox")
-    subscribers_file: Path = Path("subscribers.yaml")
-    templates_dir: Path = PACKAGED_TEMPLATES  # NEWSLETTER_TEMPLATES_DIR: your own copy
+    # Files and folders (relative paths are relative to the working directory)
+    database_path: Path = Field(
+        default=Path("newsletter.db"),
+        description="the SQLite state file: papers, issues and who was sent what",
+    )
+    inbox_dir: Path = Field(
+        default=Path("inbox"), description="where new dumps arrive (fetched or copied in)"
+    )
+    outbox_dir: Path = Field(
+        default=Path("outbox"), description="where dry runs and previews write their files"
+    )
+    subscribers_file: Path = Field(
+        default=Path("subscribers.yaml"), description="who receives the digest, and on what"
+    )
+    templates_dir: Path = Field(
+        default=PACKAGED_TEMPLATES,
+        description="your own copy of the templates (`newsletter init --templates` makes one); "
+        "default: the ones inside the package",
+    )
 
     # What the email says about itself
-    from_address: str = "Research Digest <digest@example.org>"
-    base_url: str = "http://127.0.0.1:8000"
-    secret_key: SecretStr | None = None
+    from_address: str = Field(
+        default="Research Digest <digest@example.org>",
+        description="the From header: a name and an address your mail server may send as",
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="where `newsletter serve` is reached from outside (https): the start "
+        "of every unsubscribe link",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="signs the links in emails; real sends need one of 32 characters or more",
+    )
 
     # SMTP
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = Field(default=25, ge=1, le=65535)
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_tls: Literal["none", "starttls", "tls"] = "none"
-    smtp_timeout: float = Field(default=30.0, gt=0, le=3600)  # seconds per message
-    # The wait for the reply to the end of DATA (RFC 5321 4.5.3.2: 10 minutes): the
-    # message is handed over by then, so giving up early risks a duplicate.
-    smtp_data_timeout: float = Field(default=600.0, gt=0, allow_inf_nan=False)
-    smtp_concurrency: int = Field(default=4, ge=1, le=64)
-    smtp_rate_per_second: float | None = Field(default=None, gt=0)
-    smtp_rate_per_hour: float | None = Field(default=None, gt=0)
-    smtp_max_attempts: int = Field(default=4, ge=1, le=20)
-    smtp_retry_base_delay: float = Field(default=1.0, ge=0)  # seconds; doubles per retry
-    smtp_pause_after: int = Field(default=10, ge=1)  # consecutive transient failures
-    smtp_ca_file: Path | None = None  # extra CA bundle, e.g. a lab's private CA
+    smtp_host: str = Field(default="127.0.0.1", description="the SMTP server")
+    smtp_port: int = Field(
+        default=25, ge=1, le=65535, description="its port (25, 587 with starttls, 465 with tls)"
+    )
+    smtp_username: str | None = Field(default=None, description="AUTH user name; unset: no AUTH")
+    smtp_password: SecretStr | None = Field(default=None, description="AUTH password")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        default="none", description="none, starttls or tls"
+    )
+    smtp_timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds to wait for each SMTP reply"
+    )
+    # RFC 5321 4.5.3.2 says 10 minutes: the message is handed over by then, so giving up
+    # early risks a duplicate.
+    smtp_data_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds to wait for the reply to the end of a message",
+    )
+    smtp_concurrency: int = Field(
+        default=4, ge=1, le=64, description="connections to the SMTP server at once"
+    )
+    smtp_rate_per_second: float | None = Field(
+        default=None, gt=0, description="at most this many messages a second; unset: no limit"
+    )
+    smtp_rate_per_hour: float | None = Field(
+        default=None, gt=0, description="at most this many messages an hour; unset: no limit"
+    )
+    smtp_max_attempts: int = Field(
+        default=4, ge=1, le=20, description="tries per message on a temporary failure"
+    )
+    smtp_retry_base_delay: float = Field(
+        default=1.0, ge=0, description="seconds before the first retry; doubles each time"
+    )
+    smtp_pause_after: int = Field(
+        default=10,
+        ge=1,
+        description="temporary failures in a row after which sending pauses until the next run",
+    )
+    smtp_ca_file: Path | None = Field(
+        default=None, description="an extra CA bundle (PEM), e.g. a lab's private CA"
+    )
 
     # Schedule
-    send_time: time = time(7, 0)
+    send_time: time = Field(
+        default=time(7, 0), description="when the daily issue goes out (HH:MM, in timezone)"
+    )
     # Fetching the day's papers from the source (an empty source_url: only the inbox)
-    source_url: str = DAILY_PAPERS_API
-    fetch_timeout: float = Field(default=60.0, gt=0, le=3600)  # seconds, retries included
+    source_url: str = Field(
+        default=DAILY_PAPERS_API,
+        description="where `fetch` and the service get the day's papers; empty: no fetching",
+    )
+    fetch_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="the longest one fetch may take, in seconds, retries included",
+    )
     # None becomes FETCH_LEAD before send_time (in the validator, which sees send_time)
-    fetch_time: time = None  # type: ignore[assignment]
-    fetch_retry_interval: float = Field(default=20.0, gt=0, le=24 * 60)  # minutes
-    timezone: str = "UTC"
-    weekly_day: int = Field(default=0, ge=0, le=6)  # weekday of weekly issues, 0 = Monday
+    fetch_time: time = Field(
+        default=None,  # type: ignore[assignment]
+        description="when the service fetches the day's papers (HH:MM, before send_time); "
+        "default: one hour before send_time",
+    )
+    fetch_retry_interval: float = Field(
+        default=20.0,
+        gt=0,
+        le=24 * 60,
+        description="minutes between fetches after a failure or an empty day, until send_time",
+    )
+    timezone: str = Field(default="UTC", description="the zone of the times, e.g. Europe/Berlin")
+    weekly_day: int = Field(
+        default=0, ge=0, le=6, description="the day weekly subscribers get theirs (monday..sunday)"
+    )
 
-    # Composing: worker processes that render and build messages (None: one per core
-    # for large issues, in-process for small ones; 0: always in-process)
-    compose_workers: int | None = Field(default=None, ge=0, le=64)
+    # Composing: worker processes that render and build messages
+    compose_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="worker processes that build messages; unset: one per core from 500 "
+        "messages on; 0: none",
+    )
 
     # The service (`newsletter run`)
-    intake_interval: float = Field(default=5.0, gt=0, le=3600)  # seconds between inbox looks
-    settle_seconds: float = Field(default=5.0, ge=0, le=3600)  # unchanged this long = complete
-    parse_timeout: float = Field(default=60.0, gt=0, le=3600)  # seconds one dump may parse
-    max_dump_mb: float = Field(default=64.0, gt=0, le=4096)  # a larger file is no dump
-    send_grace: timedelta = timedelta(hours=3)  # a missed send still goes out this late
+    intake_interval: float = Field(
+        default=5.0, gt=0, le=3600, description="seconds between two looks at the inbox"
+    )
+    settle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="a file unchanged this many seconds is complete and may be taken",
+    )
+    parse_timeout: float = Field(
+        default=60.0, gt=0, le=3600, description="seconds one dump may take to parse"
+    )
+    max_dump_mb: float = Field(
+        default=64.0, gt=0, le=4096, description="a larger file in the inbox is rejected unread"
+    )
+    send_grace: timedelta = Field(
+        default=timedelta(hours=3),
+        description="how late a missed send still goes out (hours, or e.g. 90m)",
+    )
 
     # Ranking
-    ranking_model: Literal["lexical", "semantic"] = "lexical"
+    ranking_model: Literal["lexical", "semantic"] = Field(
+        default="lexical",
+        description="lexical, or semantic (needs the extra: pip install 'newsletter[semantic]')",
+    )
 
     # Readers on the web (`newsletter serve`): sign-up links expire after this many hours;
     # sign-ups are throttled per address and per client ("N/second|minute|hour|day").

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from newsletter.dumps import Dump, Paper
-from newsletter.errors import DISK_FULL, StoreError
+from newsletter.errors import DISK_FULL, NoDatabaseError, StoreError
 
 # 2: paper_embeddings (vectors of the semantic ranking model).
 # 3: the richer paper records (names, comments, GitHub, project page, AI summary and
@@ -274,24 +274,50 @@ def content_hash(data: bytes) -> str:
 class Store:
     """A connection to the state database. Use as a context manager or call `close()`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """Open the database at `path`. With `create` it is made (and its folders) when
+        missing; without, a missing file is refused (`NoDatabaseError`) and nothing is
+        made: SQLite itself is told not to create it, so there is no window between a
+        check and the open."""
         self.path = Path(path)
-        if self.path.parent != Path(""):
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    disk_full_message(self.path, str(exc.strerror))
-                    if exc.errno in DISK_FULL
-                    else f"{self.path}: cannot create its folder ({exc.strerror}); check "
-                    "NEWSLETTER_DATABASE_PATH and the folder's permissions"
-                ) from exc
-        self._db: _Connection
+        if create:
+            self._make_folder()
+        self._db = self._connect(create=create)
+        self._set_up()
+
+    def _make_folder(self) -> None:
+        if self.path.parent == Path(""):
+            return
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, factory=_Connection
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                disk_full_message(self.path, str(exc.strerror))
+                if exc.errno in DISK_FULL
+                else f"{self.path}: cannot create its folder ({exc.strerror}); check "
+                "NEWSLETTER_DATABASE_PATH and the folder's permissions"
+            ) from exc
+
+    def _connect(self, *, create: bool) -> _Connection:
+        # mode=rw: SQLite opens the file for reading and writing, never creates it.
+        target = self.path if create else f"{self.path.absolute().as_uri()}?mode=rw"
+        try:
+            db = sqlite3.connect(
+                target, timeout=30, isolation_level=None, factory=_Connection, uri=not create
             )
-            self._db.path = self.path
+        except sqlite3.OperationalError as exc:
+            if not create and not self.path.exists():
+                raise NoDatabaseError(no_database_message(self.path)) from exc
+            raise StoreError(
+                f"{self.path}: cannot open the database ({exc}); check the file's "
+                "permissions and NEWSLETTER_DATABASE_PATH"
+            ) from exc
+        db.path = self.path
+        return db
+
+    def _set_up(self) -> None:
+        """Pragmas, then create or upgrade the schema."""
+        try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 30000")
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -976,6 +1002,13 @@ class Store:
 
 
 _LOW_SPACE = 1 << 20  # bytes: an I/O error with less free space than this is a full disk
+
+
+def no_database_message(path: Path) -> str:
+    return (
+        f"{path}: no database here (NEWSLETTER_DATABASE_PATH); run `newsletter init`, "
+        "`newsletter ingest FILE` or `newsletter fetch` first, or fix the path"
+    )
 
 
 def disk_full_message(path: Path, reason: str) -> str:

@@ -330,4 +330,4 @@ def test_check_has_a_help_text_with_an_example(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit):
         build_parser().parse_args(["check", "--help"])
     shown = capsys.readouterr().out
-    assert "no message is sent" in shown and "example: newsletter check" in shown
+    assert "no message is sent" in shown and "examples:\n  newsletter check\n" in shown

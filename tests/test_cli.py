@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.store import Store
 from tests.factories import REAL_SEND_ENV
 from tests.smtp_server import Recorder, smtp_server
 
@@ -131,6 +132,9 @@ def ingest_samples(project: Path) -> list[str]:
 
 
 def test_dumps_lists_what_was_ingested(project: Path) -> None:
+    missing = run("dumps", cwd=project)
+    assert missing.returncode == 1 and "newsletter.db: no database here" in missing.stderr
+    Store(project / "newsletter.db").close()  # started, nothing ingested yet
     empty = run("dumps", cwd=project)
     assert empty.returncode == 0 and "No dump has been ingested yet" in empty.stdout
     assert json.loads(run("dumps", "--json", cwd=project).stdout) == []

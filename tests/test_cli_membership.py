@@ -10,10 +10,18 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from newsletter.settings import DEV_SECRET_KEY
+from newsletter.store import Store
 from newsletter.subscribers import unsubscribe_token
 from tests.test_cli import run
+
+
+@pytest.fixture(autouse=True)
+def started(project: Path) -> None:
+    """A newsletter whose database exists: these commands refuse a missing one."""
+    Store(project / "newsletter.db").close()
 
 
 def listing(project: Path) -> dict[str, dict[str, object]]:

@@ -56,8 +56,8 @@ def smtp_env(port: int) -> dict[str, str]:
     return cli_env(
         NEWSLETTER_SMTP_PORT=str(port),
         NEWSLETTER_SECRET_KEY=SECRET,
-        NEWSLETTER_BASE_URL="https://digest.lab.example",
-        NEWSLETTER_FROM_ADDRESS="Lab Digest <digest@lab.example>",
+        NEWSLETTER_BASE_URL="https://digest.lab.example.org",
+        NEWSLETTER_FROM_ADDRESS="Lab Digest <digest@lab.example.org>",
         NEWSLETTER_SMTP_TIMEOUT="10",
     )
 

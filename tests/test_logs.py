@@ -111,8 +111,8 @@ def service_env(**more: str) -> dict[str, str]:
     env.update(
         NEWSLETTER_TEMPLATES_DIR="templates",
         NEWSLETTER_SECRET_KEY=SECRET,
-        NEWSLETTER_BASE_URL="https://digest.lab.example",
-        NEWSLETTER_FROM_ADDRESS="Lab Digest <digest@lab.example>",
+        NEWSLETTER_BASE_URL="https://digest.lab.example.org",
+        NEWSLETTER_FROM_ADDRESS="Lab Digest <digest@lab.example.org>",
         NEWSLETTER_TIMEZONE=noon_zone(),
         NEWSLETTER_FETCH_TIME="10:00",  # passed
         NEWSLETTER_SEND_TIME="11:00",  # passed, within the grace window of 3 hours
