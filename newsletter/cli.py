@@ -196,10 +196,16 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
 
 def _find_subscriber(settings: Settings, email: str) -> Any:
     from newsletter import roster
+    from newsletter.subscribers import load_subscribers
 
-    with Store(settings.database_path, create=False) as store:
-        roster.sync(settings, store)
-        member = roster.find(store, email)
+    if not settings.database_path.exists():  # no database, no web sign-up: the file is all
+        wanted = email.strip().lower()
+        listed = [s for s in load_subscribers(settings.subscribers_file) if s.key == wanted]
+        member = roster.Member(listed[0], "active", "file") if listed else None
+    else:
+        with Store(settings.database_path, create=False) as store:
+            roster.sync(settings, store)
+            member = roster.find(store, email)
     if member is None:
         raise NewsletterError(
             f"{email} is not subscribed (not in {settings.subscribers_file}, no confirmed "
