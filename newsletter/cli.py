@@ -602,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
         "secret key and every setting listed with its default and what it does, a\n"
         "subscribers.yaml with one example subscriber, an inbox/ folder and the database.\n"
         "A file that exists is kept, never overwritten.",
-        epilog="example:\n  newsletter init /var/lib/newsletter --templates",
+        epilog=examples("newsletter init", "newsletter init /var/lib/newsletter --templates"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     init.add_argument(
