@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The demo needs only the product; the tests also need the test tools and the semantic
-# extra (sentence-transformers on the CPU build of torch), so the suite covers both paths.
+# extra (MiniLM on ONNX Runtime, no torch), so the suite covers both paths.
 $(VENV)/.installed-app: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
@@ -37,8 +37,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 eval: $(VENV)/.installed
-	$(BIN)/python benchmarks/eval_ranking.py --model lexical
-	$(BIN)/python benchmarks/eval_ranking.py --model semantic
+	$(BIN)/python benchmarks/eval_ranking.py
 
 # One table: parse, rank, render, build, the dry run and SMTP sending, each next to the
 # ceiling measured in the same run. Smaller: make bench BENCH_ARGS="--subscribers 10000"

@@ -1,24 +1,27 @@
 """Measure ranking quality on the judged relevance set in `benchmarks/relevance/`.
 
-The real code path: the profiles are loaded with `load_subscribers`, the papers parsed
-from the sample dumps (with a fixed received time, so page years never depend on the
-clock) and ranked with `Ranker`, exactly as an issue would rank them (each profile's
-`max_papers`, its excludes, the relevance threshold). For every profile it prints
+The judged papers (`papers.tsv`) are the sample dumps' papers and real papers of the
+shared corpora, read at run time from `../shared/corpora` (NEWSLETTER_CORPORA elsewhere;
+never copied into the repository): the corpus days' API JSON is parsed as ingest parses
+it (so the papers keep their `ai_keywords`), the other records become papers from their
+title, abstract and date. The profiles are loaded with `load_subscribers` and ranked
+with `Ranker`, exactly as an issue would rank them (each profile's `max_papers`, its
+excludes, the relevance threshold). For every profile and model it prints
 
-    nDCG@10   graded gain = grade (0/1/2), ideal = the judged grades sorted; a profile
-              that gets no pick although it has relevant papers scores 0: the ranker
-              never pads its list, and that cost is shown, not hidden
-    P@5       share of the first five positions holding a grade >= 1 paper, and (strict)
-              a grade-2 paper; empty positions count as misses
+    nDCG@10   graded gain = grade (0/1/2), cut at k = min(10, max_papers) on both sides
+              (a digest never holds more than max_papers); a profile that gets no pick
+              although it has relevant papers scores 0: the ranker never pads its list
+    P@5       share of the first five positions holding a grade >= 1 paper (and, in the
+              summary, a grade-2 paper); empty positions count as misses
     picks     how many papers the profile got (at most its max_papers)
 
-and the mean and min of nDCG@10 over all profiles with a relevant paper, and over the
-tune (odd-numbered) and check (even-numbered) halves. Profiles with no relevant paper
-(p20) are left out of the nDCG means; their pick count is shown instead (it should be 0).
+and, per model, the mean and min of nDCG@10 over the profiles with a relevant paper, over
+all of them and over the tune (odd-numbered) and check (even-numbered) halves. Profiles
+with nothing relevant (p36) are left out of the nDCG means; their pick count is shown.
 
-    .venv/bin/python benchmarks/eval_ranking.py                    # lexical (the default)
-    .venv/bin/python benchmarks/eval_ranking.py --model semantic   # needs .[semantic]
-    .venv/bin/python benchmarks/eval_ranking.py --json             # for scripts
+    .venv/bin/python benchmarks/eval_ranking.py                    # both models (make eval)
+    .venv/bin/python benchmarks/eval_ranking.py --model lexical    # no semantic extra needed
+    .venv/bin/python benchmarks/eval_ranking.py --json -v          # for scripts; every pick
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ import argparse
 import csv
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +48,18 @@ from newsletter.subscribers import Subscriber, load_subscribers  # noqa: E402
 
 RELEVANCE = ROOT / "benchmarks" / "relevance"
 SAMPLES = ROOT / "samples" / "dumps"
+# The real papers of the judged set beyond the samples are read from here at run time
+# (never copied into the repository); NEWSLETTER_CORPORA points elsewhere.
+CORPORA = Path(os.environ.get("NEWSLETTER_CORPORA", ROOT.parent / "shared" / "corpora"))
 # The moment the sample dumps are taken to have been received (as in tests/conftest.py).
 RECEIVED = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 CUTOFF = 10
 Vectorised = tuple[dict[str, Any], dict[str, Any]]  # paper vectors by key, topic vectors
 PRECISION_AT = 5
+
+
+class CorporaMissing(RuntimeError):
+    """The shared corpora (papers of the judged set beyond the samples) are not there."""
 
 
 @dataclass(frozen=True)
@@ -76,21 +87,76 @@ class Summary:
     precision_strict: float
 
 
+def pool() -> list[tuple[str, str]]:
+    """The judged papers as (reference, source) from papers.tsv: a sample paper by its
+    title, a corpus paper by its arXiv id."""
+    with (RELEVANCE / "papers.tsv").open(encoding="utf-8", newline="") as handle:
+        return [(row["paper"], row["source"]) for row in csv.DictReader(handle, delimiter="\t")]
+
+
 def load_papers() -> list[Paper]:
-    """The papers of the sample dumps, parsed as ingest would parse them."""
+    """The judged papers: the sample dumps parsed as ingest parses them, the corpus
+    days' API JSON likewise (so their `ai_keywords` are there), and the other corpus
+    papers built from their records (title, abstract, date). Raises CorporaMissing
+    when the corpora are not at CORPORA."""
+    wanted: dict[str, set[str]] = {}
+    for reference, source in pool():
+        wanted.setdefault(source, set()).add(reference)
     papers: list[Paper] = []
-    for path in sorted(SAMPLES.glob("*.txt")):
-        dump = parse_dump(path.read_text(encoding="utf-8"), name=path.name, received_at=RECEIVED)
-        papers.extend(dump.papers)
+    for source, references in sorted(wanted.items()):
+        if source.startswith("samples/"):
+            path = ROOT / source
+            found = _parsed(path)
+            papers.extend(paper for paper in found if paper.title in references)
+            continue
+        path = CORPORA / source.removeprefix("corpora/")
+        if not path.is_file():
+            raise CorporaMissing(
+                f"{path} is missing: the judged set reads its corpus papers from "
+                f"{CORPORA} (set NEWSLETTER_CORPORA to where ../shared/corpora is)"
+            )
+        found = _parsed(path) if path.suffix == ".json" else _records(path)
+        papers.extend(paper for paper in found if paper.arxiv_id in references)
+    if len(papers) != sum(len(refs) for refs in wanted.values()):
+        raise ValueError(f"papers.tsv lists {len(pool())} papers, {len(papers)} were found")
     return papers
 
 
-def load_qrels() -> dict[str, dict[str, int]]:
-    """email -> paper key -> grade, from qrels.tsv."""
+def _parsed(path: Path) -> list[Paper]:
+    text = path.read_text(encoding="utf-8")
+    return parse_dump(text, name=path.name, received_at=RECEIVED).papers
+
+
+def _records(path: Path) -> list[Paper]:
+    """Papers from corpora/papers.jsonl records (title, abstract, authors, date)."""
+    papers = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        title = " ".join(record["title"].split())
+        papers.append(
+            Paper(
+                key=paper_key(title),
+                title=title,
+                abstract=" ".join(record["abstract"].split()),
+                authors=tuple(record["authors"]),
+                authors_count=len(record["authors"]),
+                published=date.fromisoformat(record["date"]),
+                arxiv_id=record["arxiv_id"],
+            )
+        )
+    return papers
+
+
+def load_qrels(papers: Sequence[Paper] | None = None) -> dict[str, dict[str, int]]:
+    """email -> paper key -> grade, from qrels.tsv (pairs not listed are grade 0). A
+    paper is named by its arXiv id or, for the sample papers, its title."""
+    papers = load_papers() if papers is None else papers
+    by_id = {paper.arxiv_id: paper.key for paper in papers if paper.arxiv_id}
     qrels: dict[str, dict[str, int]] = {}
     with (RELEVANCE / "qrels.tsv").open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
-            qrels.setdefault(row["email"].lower(), {})[paper_key(row["title"])] = int(row["grade"])
+            key = by_id.get(row["paper"]) or paper_key(row["paper"])
+            qrels.setdefault(row["email"].lower(), {})[key] = int(row["grade"])
     return qrels
 
 
@@ -106,8 +172,8 @@ def split_of(email: str) -> str:
     return "tune" if int(found[1]) % 2 else "check"
 
 
-def dcg(gains: Sequence[int]) -> float:
-    return sum(gain / math.log2(rank + 2) for rank, gain in enumerate(gains[:CUTOFF]))
+def dcg(gains: Sequence[int], cutoff: int = CUTOFF) -> float:
+    return sum(gain / math.log2(rank + 2) for rank, gain in enumerate(gains[:cutoff]))
 
 
 def measure(
@@ -118,11 +184,12 @@ def measure(
     """The measures of each profile from its picks as (paper key, title, why)."""
     results: list[ProfileResult] = []
     for profile, picks in zip(profiles, ranked, strict=True):
-        grades = qrels.get(profile.key)
-        if grades is None:
-            raise ValueError(f"{profile.email} has no judgements in qrels.tsv")
+        grades = qrels.get(profile.key, {})
         got = [grades.get(key, 0) for key, _, _ in picks]
-        ideal = dcg(sorted(grades.values(), reverse=True))
+        # A digest holds at most max_papers: the ideal list is cut there too, so a
+        # five-paper profile with twenty relevant papers can reach 1.
+        cutoff = min(CUTOFF, profile.max_papers)
+        ideal = dcg(sorted(grades.values(), reverse=True), cutoff)
         first = got[:PRECISION_AT]
         results.append(
             ProfileResult(
@@ -130,7 +197,7 @@ def measure(
                 split=split_of(profile.email),
                 relevant=sum(1 for grade in grades.values() if grade > 0),
                 picks=len(picks),
-                ndcg=dcg(got) / ideal if ideal > 0 else None,
+                ndcg=dcg(got, cutoff) / ideal if ideal > 0 else None,
                 precision=sum(1 for g in first if g >= 1) / PRECISION_AT,
                 precision_strict=sum(1 for g in first if g == 2) / PRECISION_AT,
                 top=[
@@ -169,7 +236,7 @@ def evaluate(model: str = "lexical", vectors: Vectorised | None = None) -> list[
         [(pick.paper.key, pick.paper.title, pick.why) for pick in picks]
         for picks in ranker.rank(profiles, topic_vectors=vectors[1] if vectors else None)
     ]
-    return measure(profiles, ranked, load_qrels())
+    return measure(profiles, ranked, load_qrels(papers))
 
 
 def embed(papers: Sequence[Paper], profiles: Sequence[Subscriber]) -> Vectorised:
@@ -192,53 +259,70 @@ def summaries(results: Sequence[ProfileResult]) -> dict[str, Summary]:
     }
 
 
-def report(results: Sequence[ProfileResult], *, model: str, verbose: bool) -> str:
+def report(runs: dict[str, Sequence[ProfileResult]], *, verbose: bool) -> str:
+    """One table: per profile, each model's nDCG@10 and P@5; then per model the mean
+    and min of nDCG@10 and the mean P@5 over all profiles and over each half."""
+    names = list(runs)
+    first = runs[names[0]]
+    head = f"{'profile':36} {'split':5} {'rel':>3}" + "".join(
+        f" | {name[:9]:>9} nDCG@10  P@5 picks" for name in names
+    )
     lines = [
-        f"model: {model}   nDCG@{CUTOFF} gain = grade; P@{PRECISION_AT} >=1 and =2",
-        f"{'profile':36} {'split':5} {'rel':>3} {'picks':>5} {'nDCG@10':>7} {'P@5':>5} {'P@5=2':>5}",
+        f"nDCG@10 gain = grade, cut at min(10, max_papers); P@{PRECISION_AT}: share of grade >= 1",
+        head,
     ]
-    for r in results:
-        ndcg = "  -   " if r.ndcg is None else f"{r.ndcg:7.3f}"
-        lines.append(
-            f"{r.email:36} {r.split:5} {r.relevant:3} {r.picks:5} {ndcg:>7} "
-            f"{r.precision:5.2f} {r.precision_strict:5.2f}"
-        )
+    for index, r in enumerate(first):
+        row = f"{r.email:36} {r.split:5} {r.relevant:3}"
+        for name in names:
+            other = runs[name][index]
+            ndcg = "    -  " if other.ndcg is None else f"{other.ndcg:7.3f}"
+            row += f" | {'':9} {ndcg} {other.precision:4.2f} {other.picks:5}"
+        lines.append(row)
         if verbose:
-            for title, grade, why in r.top:
-                lines.append(f"      [{grade}] {title[:70]}  | {why[:90]}")
+            for name in names:
+                for title, grade, why in runs[name][index].top:
+                    lines.append(f"      {name[:3]} [{grade}] {title[:66]}  | {why[:80]}")
     lines.append("")
-    for name, summary in summaries(results).items():
-        lines.append(
-            f"{name:6} ({summary.profiles:2} profiles)  nDCG@10 mean {summary.ndcg_mean:.3f}"
-            f"  min {summary.ndcg_min:.3f}   P@5 {summary.precision:.3f}"
-            f"  P@5(=2) {summary.precision_strict:.3f}"
-        )
-    empty = [r for r in results if r.ndcg is None]
-    for r in empty:
-        lines.append(f"{r.email}: nothing relevant to find; got {r.picks} picks (want 0)")
+    for name in names:
+        for group, summary in summaries(runs[name]).items():
+            lines.append(
+                f"{name:8} {group:6} ({summary.profiles:2} profiles)  nDCG@10 mean "
+                f"{summary.ndcg_mean:.3f}  min {summary.ndcg_min:.3f}   P@5 {summary.precision:.3f}"
+                f"  P@5(=2) {summary.precision_strict:.3f}"
+            )
+        for r in runs[name]:
+            if r.ndcg is None:
+                lines.append(f"{name:8} {r.email}: nothing relevant to find; got {r.picks} picks")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=["lexical", "semantic"], default="lexical")
+    parser.add_argument("--model", choices=["lexical", "semantic", "both"], default="both")
     parser.add_argument("--json", action="store_true", help="per-profile results and summaries")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every profile's picks")
     args = parser.parse_args(argv)
-    results = evaluate(args.model)
+    models = ["lexical", "semantic"] if args.model == "both" else [args.model]
+    try:
+        runs = {model: evaluate(model) for model in models}
+    except CorporaMissing as exc:
+        print(f"eval_ranking: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(
             json.dumps(
                 {
-                    "model": args.model,
-                    "profiles": [asdict(r) for r in results],
-                    "summary": {k: asdict(v) for k, v in summaries(results).items()},
+                    model: {
+                        "profiles": [asdict(r) for r in results],
+                        "summary": {k: asdict(v) for k, v in summaries(results).items()},
+                    }
+                    for model, results in runs.items()
                 },
                 indent=2,
             )
         )
     else:
-        print(report(results, model=args.model, verbose=args.verbose))
+        print(report(runs, verbose=args.verbose))
     return 0
 
 

@@ -4,29 +4,25 @@ Data in, data out: `Ranker(papers, today=...)` indexes a pool of papers once and
 `Ranker.rank(subscribers, delivered=...)` returns each subscriber's picks, best first.
 Nothing here reads files or the clock, and no module state changes.
 
-Text analysis
-    NFKC, case-folded; words are runs of letters/digits (a hyphen splits "token-level"
-    into two words, "giant's" becomes "giant"); English stopwords are dropped and the
-    rest stemmed with the Snowball English stemmer ("distillation", "distilling" and
-    "distilled" all become "distil"). Every text yields unigram features (stems) and
-    bigram features (two consecutive kept stems, across dropped stopwords so "mixture
-    of experts" is the bigram "mixtur expert", but never across . , ; : ! ? brackets or
-    quotes).
+Text analysis (newsletter/analysis.py, with newsletter/lexicon.py)
+    Words are stemmed (Snowball English) after dropping stopwords; every text yields
+    unigram, bigram and near-pair features (two kept terms at most 4 words apart in one
+    segment, either order). Acronyms and their expansions are one term: the lexicon is
+    learned when the ranker is built, from the definitions in the pool's own abstracts
+    ("sparse mixture of experts (MoE)") plus a small curated table (LLM, RAG, ViT,
+    ASR, ...), so a topic "MoE" finds "mixture-of-experts" and "LLM distillation" finds
+    "distilling large language models (LLMs)". Hyphenated words are read whole where
+    people also write them as one word ("pre-training" = "pretraining", "in-context").
 
-Paper weights (BM25F, computed once in `Ranker.__init__`)
-    For feature t of paper d, the field-normalised pseudo frequency is
-        tf~ = 2.0 * tf_title / (1 - 0.3 + 0.3 * len_title / avg_title)
-            + 1.0 * tf_abstract / (1 - 0.75 + 0.75 * len_abstract / avg_abstract)
-    (an occurrence in the title counts twice one in the abstract), and its weight is
-        W(d, t) = idf(t) * tf~ * (k1 + 1) / (tf~ + k1),  k1 = 1.2,
+Paper weights (BM25F with a saturation per field, computed once in `Ranker.__init__`)
+    For feature t of paper d and each field f (title, abstract, the capture's
+    ai_keywords), tf_f~ = tf_f / (1 - b_f + b_f * len_f / avg_f) (b = 0.3, 0.75, 0.3),
+    and the field saturates on its own before the fields add up:
+        W(d, t) = idf(t) * sum_f share_f * tf_f~ * (k1 + 1) / (tf_f~ + k1),   k1 = 1.2,
+        share = 0.6 title, 0.4 abstract (adding up to 1), + 0.2 keywords on top,
         idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))   (always > 0).
-
-Near pairs
-    Every text also yields near-pair features: two different kept stems at most
-    NEAR_WINDOW = 4 kept words apart within one segment, in either order ("distilling
-    large language models" holds the pair distil~model, as "model distillation" does).
-    They let a topic match its words written in another order or with a word between,
-    while scattered words (in different clauses) still do not count as the phrase.
+    A word repeated all over a long abstract reaches at most 0.4 of what the title and
+    abstract together give; a paper without keywords loses nothing it could have had.
 
 Topics
     A one-word topic queries its stem with weight 1. A multi-word topic puts 0.6 of its
@@ -35,7 +31,7 @@ Topics
     split equally), so "continual learning" scores mainly through the phrase:
         topic score   S(q, d) = sum_t qw(q, t) * W(d, t) / S_max(q),
                       S_max(q) = (k1 + 1) * sum_t qw(q, t) * idf(t)
-    S is in [0, 1): the share of the best score a paper could reach for that topic, so
+    S is in [0, 1.1): the share of the best score a paper could reach for that topic, so
     topics with rare and common words compare fairly when they are combined. The topic
     is relevant to the paper only when every word of the topic occurs in the paper and
     at least half of its pairs (MIN_NEAR_SHARE) occur near each other, and then
@@ -46,6 +42,11 @@ Topics
     its two words close together; a three-word topic all its words and one of its two
     pairs close; a four-word one all its words and two of its three pairs. A paper with
     the exact phrase scores higher than one with the words near each other.
+    Precision without starving broad topics: the words every AI paper uses (GENERIC:
+    "AI", "LLM", "model", "network", "deep", "large", ...) are not needed when a topic
+    has others too. A paper with every other word of "medical AI" or "LLM agents" (but
+    not the whole phrase) is relevant at RELAXED_SHARE = 0.5 of its score, so it comes
+    after the papers with the whole phrase and still fills a digest that has room.
 
 Combining a subscriber's topics
     relevance = (sum_j s_j ** 4) ** (1/4), a soft maximum over the relevant topics: one
@@ -57,13 +58,13 @@ The semantic signal (optional: `Ranker(..., paper_vectors=)` and `rank(...,
 topic_vectors=)`, unit vectors from newsletter/semantic.py)
     cosine c(q, d) of the topic's and the paper's vectors (one topics x papers matrix
     product per `rank` call), closeness = clip((c - 0.2) / (1 - 0.2), 0, 1), and
-        S'(q, d) = 0.5 * S(q, d) + 0.5 * closeness(q, d)
-    where the topic's words matched (as above) or c >= CLOSE_THRESHOLD = 0.35, else 0.
-    0.35 is calibrated on the tune half of the judged set: about the 95th percentile of
-    the cosine between a topic and a paper judged unrelated to it (all-MiniLM-L6-v2,
-    short topic vs title + abstract), so meaning alone picks a paper only when it is
-    clearly closer than the usual unrelated one. Such a pick is explained as "close to
-    <topic>"; a topic whose words matched is explained by its words. The topic scores
+        S'(q, d) = 0.7 * S(q, d) + 0.3 * closeness(q, d)
+    where the topic's words matched (as above) or c >= CLOSE_THRESHOLD = 0.45, else 0.
+    The weight and the threshold were chosen on the tune half of the judged set
+    (benchmarks/relevance/, all-MiniLM-L6-v2, short topic vs title + abstract): a
+    paper is picked by meaning alone only when it is clearly closer than the usual
+    unrelated one. Such a pick is explained as "close to <topic>"; a topic whose words
+    matched is explained by its words. The topic scores
     S' then combine exactly as below.
 
 Priors (multiplicative and small, so they only reorder relevant papers: 0 stays 0)
@@ -104,8 +105,6 @@ from __future__ import annotations
 
 import gc
 import math
-import re
-import unicodedata
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,35 +114,62 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-import snowballstemmer
 
+from newsletter.analysis import (
+    NEAR_MARK,
+    NEAR_SHARE,
+    NEAR_WINDOW,
+    PHRASE_SHARE,
+    STOPWORDS,
+    WORD_SHARE,
+    Analyzer,
+    Reading,
+    Text,
+    TopicTerms,
+    count,
+    explain,
+)
 from newsletter.dumps import Paper
+from newsletter.lexicon import Lexicon
 from newsletter.subscribers import Subscriber
+
+__all__ = [
+    "NEAR_MARK",
+    "NEAR_SHARE",
+    "NEAR_WINDOW",
+    "PHRASE_SHARE",
+    "STOPWORDS",
+    "WORD_SHARE",
+    "Analyzer",
+    "Match",
+    "Pick",
+    "Ranker",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.integer[Any]]
-Segments = list[list[tuple[str, int, int]]]  # per segment: (stem, start, end) of kept words
 
 # BM25F
 K1 = 1.2
-TITLE_BOOST = 2.0
-ABSTRACT_BOOST = 1.0
+TITLE_SHARE = 0.6  # of a word's weight from the title; the rest from the abstract
+KEYWORDS_SHARE = 0.2  # on top, from the capture's ai_keywords (when it has them)
 B_TITLE = 0.3
 B_ABSTRACT = 0.75
+B_KEYWORDS = 0.3
+FIELDS = ("title", "abstract", "keywords")
 
 # Topic queries and the relevance threshold
-PHRASE_SHARE = 0.6  # of a multi-word topic's weight, on its bigrams (words in order)
-NEAR_SHARE = 0.25  # on its near pairs (the same words close together, in any order)
-WORD_SHARE = 1.0 - PHRASE_SHARE - NEAR_SHARE  # on its single words
-NEAR_WINDOW = 4  # a near pair: two kept words at most this many kept words apart, one segment
 MIN_NEAR_SHARE = 0.5  # of a multi-word topic's pairs that must be near (plus every word)
-NEAR_MARK = "~"  # prefix of near-pair features (no word contains it)
+# Words any AI paper uses: a topic with other words too ("medical AI", "LLM distillation")
+# also takes papers with those other words alone, at RELAXED_SHARE of the score.
+GENERIC = frozenset({"ai", "llm", "lm", "vlm", "mllm", "lmm", "model", "network", "deep", "larg"})
+RELAXED_SHARE = 0.5
 COMBINE_POWER = 4  # soft maximum over a subscriber's topics (must stay 4: two square roots)
 
 # The semantic signal (only with vectors: see newsletter/semantic.py)
-SEMANTIC_WEIGHT = 0.5  # share of a topic's score from closeness; the rest from its words
+SEMANTIC_WEIGHT = 0.3  # share of a topic's score from closeness; the rest from its words
 CLOSE_FLOOR = 0.2  # cosine at which closeness starts (0 below, 1 at cosine 1)
-CLOSE_THRESHOLD = 0.35  # cosine from which closeness alone makes a topic relevant (see below)
+CLOSE_THRESHOLD = 0.45  # cosine from which closeness alone makes a topic relevant (see below)
 
 # Priors
 UPVOTE_PRIOR = 0.10
@@ -159,153 +185,6 @@ DENSE_TOPIC_LIMIT = 12_500_000  # topic x paper scores kept dense up to this man
 SUBSCRIBER_BLOCK = 16_384  # subscribers scored together
 _EPS = 1e-9
 
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "aren",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "cannot",
-        "could",
-        "couldn",
-        "did",
-        "didn",
-        "do",
-        "does",
-        "doesn",
-        "doing",
-        "don",
-        "during",
-        "each",
-        "e",
-        "eg",
-        "et",
-        "etc",
-        "for",
-        "from",
-        "further",
-        "g",
-        "had",
-        "hadn",
-        "has",
-        "hasn",
-        "have",
-        "haven",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "ie",
-        "if",
-        "in",
-        "into",
-        "is",
-        "isn",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "let",
-        "me",
-        "my",
-        "myself",
-        "of",
-        "on",
-        "once",
-        "only",
-        "or",
-        "ought",
-        "our",
-        "ours",
-        "ourselves",
-        "shall",
-        "shan",
-        "she",
-        "should",
-        "shouldn",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "thus",
-        "to",
-        "too",
-        "until",
-        "us",
-        "very",
-        "via",
-        "was",
-        "wasn",
-        "we",
-        "were",
-        "weren",
-        "what",
-        "when",
-        "where",
-        "whether",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "won",
-        "would",
-        "wouldn",
-        "yet",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-    ]
-)
-
-_SEGMENT = re.compile(r"[^.,;:!?()\[\]{}\"“”«»]+")
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-
 
 @dataclass(frozen=True, slots=True)
 class Match:
@@ -314,7 +193,8 @@ class Match:
     `score` is the topic's contribution: its weight times its normalised BM25F score
     (before the priors). `words` are the matched phrases, then the other matched words,
     as written in the paper (lower case); `places` says for each where it occurs:
-    "title", "abstract" or "title and abstract".
+    "title", "abstract" or "title and abstract" (or "keywords": only in the capture's
+    ai_keywords).
     """
 
     topic: str
@@ -377,214 +257,6 @@ def _join_and(parts: Sequence[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-# --------------------------------------------------------------------------- analysis
-
-
-@dataclass(frozen=True)
-class TopicTerms:
-    """The features a topic (or exclude term) queries, in the order of its text."""
-
-    unigrams: tuple[str, ...]
-    bigrams: tuple[str, ...]
-
-    @property
-    def pairs(self) -> tuple[str, ...]:
-        """The near-pair feature of each bigram (its two stems in any order)."""
-        found = {_near(*bigram.split(" ")) for bigram in self.bigrams}
-        return tuple(sorted(pair for pair in found if pair is not None))
-
-    def weights(self) -> dict[str, float]:
-        """Query weight of each feature; they add up to 1 (empty for a stopword-only
-        text)."""
-        if not self.unigrams:
-            return {}
-        if not self.bigrams:
-            share = 1.0 / len(self.unigrams)
-            return {unigram: share for unigram in self.unigrams}
-        pairs = self.pairs
-        phrase = PHRASE_SHARE if pairs else PHRASE_SHARE + NEAR_SHARE
-        weights = {bigram: phrase / len(self.bigrams) for bigram in self.bigrams}
-        for pair in pairs:
-            weights[pair] = NEAR_SHARE / len(pairs)
-        for unigram in self.unigrams:
-            weights[unigram] = WORD_SHARE / len(self.unigrams)
-        return weights
-
-
-@dataclass(frozen=True)
-class TextFeatures:
-    """Feature counts of one text, its length in kept words, and the first surface form
-    (lower case, as written) of each feature."""
-
-    counts: dict[str, int]
-    length: int
-    surfaces: dict[str, str]
-
-
-class Analyzer:
-    """Tokenise, drop stopwords, stem (with a per-instance stem cache)."""
-
-    def __init__(self) -> None:
-        self._stemmer: Any = snowballstemmer.stemmer("english")
-        self._stems: dict[str, str] = {}
-
-    def stem(self, word: str) -> str:
-        """The Snowball English stem of a lower-case word."""
-        stem = self._stems.get(word)
-        if stem is None:
-            stem = str(self._stemmer.stemWord(word))
-            self._stems[word] = stem
-        return stem
-
-    def segments(self, text: str) -> tuple[str, Segments]:
-        """The normalised text and its segments (split at punctuation) of kept words as
-        (stem, start, end) spans into the normalised text."""
-        norm = unicodedata.normalize("NFKC", text).casefold()
-        segments: Segments = []
-        for segment in _SEGMENT.finditer(norm):
-            words: list[tuple[str, int, int]] = []
-            for match in _WORD.finditer(norm, segment.start(), segment.end()):
-                word = match.group().replace("’", "'")
-                word = word.removesuffix("'s")
-                word = word.replace("'", "")
-                if not word or word in STOPWORDS:
-                    continue
-                words.append((self.stem(word), match.start(), match.end()))
-            if words:
-                segments.append(words)
-        return norm, segments
-
-    def features(self, text: str) -> TextFeatures:
-        """Unigram and bigram counts of a text, with the surface of each feature."""
-        return _count(*self.segments(text))
-
-    def topic_terms(self, text: str) -> TopicTerms:
-        """Distinct unigrams and bigrams of a topic, in order."""
-        _, segments = self.segments(text)
-        unigrams: dict[str, None] = {}
-        bigrams: dict[str, None] = {}
-        for words in segments:
-            for index, (stem, _, _) in enumerate(words):
-                unigrams[stem] = None
-                if index:
-                    bigrams[f"{words[index - 1][0]} {stem}"] = None
-        return TopicTerms(tuple(unigrams), tuple(bigrams))
-
-
-def _near(first: str, second: str) -> str | None:
-    """The near-pair feature of two stems (order-free); None for a repeated stem."""
-    if first == second:
-        return None
-    low, high = sorted((first, second))
-    return f"{NEAR_MARK}{low} {high}"
-
-
-def _count(norm: str, segments: Segments, *, surfaces: bool = True) -> TextFeatures:
-    counts: dict[str, int] = {}
-    found: dict[str, str] = {}
-    length = 0
-    for words in segments:
-        length += len(words)
-        # Near pairs: each pair of different stems at most NEAR_WINDOW apart, counted once
-        # per position pair ("distilling large language models" holds "~distil model").
-        for index in range(1, len(words)):
-            stem = words[index][0]
-            for other in words[max(0, index - NEAR_WINDOW) : index]:
-                pair = _near(other[0], stem)
-                if pair is not None:
-                    counts[pair] = counts.get(pair, 0) + 1
-        previous: tuple[str, int, int] | None = None
-        for stem, start, end in words:
-            counts[stem] = counts.get(stem, 0) + 1
-            if surfaces and stem not in found:
-                found[stem] = norm[start:end]
-            if previous is not None:
-                bigram = f"{previous[0]} {stem}"
-                counts[bigram] = counts.get(bigram, 0) + 1
-                if surfaces and bigram not in found:
-                    found[bigram] = " ".join(norm[previous[1] : end].split())
-            previous = (stem, start, end)
-    return TextFeatures(counts, length, found)
-
-
-class _Text:
-    """One analysed field of a paper, indexed to find a topic's phrases in it."""
-
-    __slots__ = ("norm", "positions", "segments")
-
-    def __init__(self, norm: str, segments: Segments) -> None:
-        self.norm = norm
-        self.segments = segments
-        self.positions: dict[str, list[tuple[int, int]]] = {}
-        for s_index, words in enumerate(segments):
-            for w_index, (stem, _, _) in enumerate(words):
-                self.positions.setdefault(stem, []).append((s_index, w_index))
-
-    def find(self, stems: Sequence[str]) -> str | None:
-        """The first occurrence of the consecutive `stems`, as written."""
-        n = len(stems)
-        for s_index, w_index in self.positions.get(stems[0], ()):
-            words = self.segments[s_index]
-            if w_index + n <= len(words) and all(
-                words[w_index + k][0] == stems[k] for k in range(1, n)
-            ):
-                return " ".join(self.norm[words[w_index][1] : words[w_index + n - 1][2]].split())
-        return None
-
-
-def _place(in_title: bool, in_abstract: bool) -> str:
-    if in_title and in_abstract:
-        return "title and abstract"
-    return "title" if in_title else "abstract"
-
-
-def _explain(
-    terms: TopicTerms, title: _Text, abstract: _Text
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The words of a topic found in a paper, as written there: the longest runs of the
-    topic's consecutive words found together (phrases) first, then its remaining single
-    words; and where each occurs."""
-    words: list[str] = []
-    places: list[str] = []
-    covered: set[str] = set()
-
-    def add(stems: Sequence[str]) -> bool:
-        in_title = title.find(stems)
-        in_abstract = abstract.find(stems)
-        found = in_title or in_abstract
-        if found is None:
-            return False
-        if found not in words:
-            words.append(found)
-            places.append(_place(in_title is not None, in_abstract is not None))
-        covered.update(stems)
-        return True
-
-    def close(run: list[str]) -> None:
-        if len(run) > 2 and not add(run):  # the run's bigrams occur, but apart
-            for index in range(len(run) - 1):
-                add(run[index : index + 2])
-        elif len(run) == 2:
-            add(run)
-        run.clear()
-
-    run: list[str] = []
-    for bigram in terms.bigrams:
-        pair = bigram.split(" ")
-        if title.find(pair) is None and abstract.find(pair) is None:
-            close(run)
-        elif run and run[-1] == pair[0]:
-            run.append(pair[1])
-        else:
-            close(run)
-            run.extend(pair)
-    close(run)
-    for unigram in terms.unigrams:
-        if unigram not in covered:
-            add([unigram])
-    return tuple(words), tuple(places)
-
-
 # ----------------------------------------------------------------------------- ranker
 
 
@@ -628,7 +300,6 @@ class Ranker:
         """`paper_vectors` (unit vectors by paper key, from `newsletter.semantic`) turn on
         the semantic signal for the topics given vectors in `rank`; a paper without one
         is ranked on its words alone."""
-        self._analyzer = Analyzer()
         pool: dict[str, Paper] = {}
         for paper in papers:
             kept = pool.get(paper.key)
@@ -636,48 +307,54 @@ class Ranker:
                 pool[paper.key] = paper
         self._papers: tuple[Paper, ...] = tuple(pool.values())
         self._index = {paper.key: index for index, paper in enumerate(self._papers)}
-        self._texts: dict[int, tuple[_Text, _Text]] = {}
+        self._texts: dict[int, tuple[Text, ...]] = {}
+        self._analyzer = Analyzer(
+            Lexicon.learn(f"{paper.title}. {paper.abstract}" for paper in self._papers)
+        )
 
         vocabulary: dict[str, int] = {}
         matrices: list[tuple[list[int], list[int], list[float]]] = []
         scales: list[FloatArray] = []
-        analysed: list[list[tuple[str, Segments]]] = [[], []]
-        for field_index, (boost, b) in enumerate(
-            ((TITLE_BOOST, B_TITLE), (ABSTRACT_BOOST, B_ABSTRACT))
-        ):
+        analysed: list[list[Reading]] = [[], [], []]
+        for field_index, b in enumerate((B_TITLE, B_ABSTRACT, B_KEYWORDS)):
             rows: list[int] = []
             cols: list[int] = []
             vals: list[float] = []
             lengths: list[int] = []
             for row, paper in enumerate(self._papers):
-                norm, segments = self._analyzer.segments(
-                    paper.title if field_index == 0 else paper.abstract
-                )
-                analysed[field_index].append((norm, segments))
-                found = _count(norm, segments, surfaces=False)
+                reading = self._analyzer.read(_field_text(paper, field_index))
+                analysed[field_index].append(reading)
+                found = count(reading, surfaces=False)
                 lengths.append(found.length)
-                for feature, count in found.counts.items():
+                for feature, value in found.counts.items():
                     rows.append(row)
                     cols.append(vocabulary.setdefault(feature, len(vocabulary)))
-                    vals.append(float(count))
+                    vals.append(float(value))
             matrices.append((rows, cols, vals))
-            scales.append(_field_scale(lengths, boost, b))
-        self._analysed = list(zip(analysed[0], analysed[1], strict=True))
+            scales.append(_field_scale(lengths, b))
+        self._analysed = list(zip(*analysed, strict=True))
         self._vocabulary = vocabulary
         shape = (len(self._papers), len(vocabulary))
-        title, abstract = (
+        title, abstract, keywords = (
             sp.csr_matrix((vals, (rows, cols)), shape=shape) for rows, cols, vals in matrices
         )
-        pseudo = sp.csr_matrix(sp.diags(scales[0]) @ title + sp.diags(scales[1]) @ abstract)
-        pseudo.sum_duplicates()
-        pseudo.eliminate_zeros()
+        # Each field saturates on its own, then the fields add up with their shares: a
+        # word repeated all over a long abstract never outweighs the title.
+        saturated = sp.csr_matrix(
+            TITLE_SHARE * _saturate(sp.diags(scales[0]) @ title)
+            + (1.0 - TITLE_SHARE) * _saturate(sp.diags(scales[1]) @ abstract)
+            + KEYWORDS_SHARE * _saturate(sp.diags(scales[2]) @ keywords)
+        )
+        saturated.sum_duplicates()
+        saturated.eliminate_zeros()
         n_papers = len(self._papers)
-        df = np.bincount(pseudo.indices, minlength=len(vocabulary)).astype(np.float64)
+        df = np.bincount(saturated.indices, minlength=len(vocabulary)).astype(np.float64)
         self._idf: FloatArray = np.log1p((n_papers - df + 0.5) / (df + 0.5))
-        data = np.asarray(pseudo.data, dtype=np.float64)
-        weights = self._idf[pseudo.indices] * data * (K1 + 1.0) / (data + K1)
-        bm25 = sp.csr_matrix((weights, pseudo.indices, pseudo.indptr), shape=shape)
-        present = sp.csr_matrix((np.ones_like(weights), pseudo.indices, pseudo.indptr), shape=shape)
+        weights = self._idf[saturated.indices] * np.asarray(saturated.data, dtype=np.float64)
+        bm25 = sp.csr_matrix((weights, saturated.indices, saturated.indptr), shape=shape)
+        present = sp.csr_matrix(
+            (np.ones_like(weights), saturated.indices, saturated.indptr), shape=shape
+        )
         self._weights_t: Any = bm25.T.tocsr()  # feature x paper
         self._present_t: Any = present.T.tocsr()
         self._title_tf: Any = title.tocsc()
@@ -746,7 +423,9 @@ class Ranker:
 
     # -------------------------------------------------------------------- internals
 
-    def _query(self, terms: Sequence[TopicTerms]) -> tuple[Any, Any, Any, FloatArray, FloatArray]:
+    def _query(
+        self, terms: Sequence[TopicTerms]
+    ) -> tuple[Any, Any, Any, Any, FloatArray, FloatArray]:
         """For topics: the CSR (topics x features) query weights; the CSR of their words
         alone, each 1 / number of words (its product with presence is 1 when every word
         occurs); and each topic's best possible BM25F score (k1 + 1) * sum_t qw(t) *
@@ -761,6 +440,9 @@ class Ranker:
         pair_rows: list[int] = []
         pair_cols: list[int] = []
         pair_vals: list[float] = []
+        need_rows: list[int] = []
+        need_cols: list[int] = []
+        need_vals: list[float] = []
         free = np.zeros(len(terms))
         best = np.zeros(len(terms))
         unknown_idf = math.log1p((len(self._papers) + 0.5) / 0.5)
@@ -786,6 +468,14 @@ class Ranker:
                     word_rows.append(row)
                     word_cols.append(col)
                     word_vals.append(1.0 / len(term.unigrams))
+            needed = [u for u in term.unigrams if u not in GENERIC]
+            if 0 < len(needed) < len(term.unigrams):
+                for feature in needed:
+                    col = self._vocabulary.get(feature)
+                    if col is not None:
+                        need_rows.append(row)
+                        need_cols.append(col)
+                        need_vals.append(1.0 / len(needed))
             if not pairs:
                 free[row] = 1.0
             for feature in pairs:
@@ -798,7 +488,8 @@ class Ranker:
         query = sp.csr_matrix((vals, (rows, cols)), shape=shape)
         words = sp.csr_matrix((word_vals, (word_rows, word_cols)), shape=shape)
         near = sp.csr_matrix((pair_vals, (pair_rows, pair_cols)), shape=shape)
-        return query, words, near, free, best
+        needed = sp.csr_matrix((need_vals, (need_rows, need_cols)), shape=shape)
+        return query, words, near, needed, free, best
 
     def _prepare(
         self,
@@ -859,15 +550,17 @@ class Ranker:
                             del_cols.append(col)
 
         # Topic x paper: normalised BM25F score, kept where the topic is relevant.
-        query, words, near, free, best = self._query(topics)
+        query, words, near, needed, free, best = self._query(topics)
         inverse_best = np.divide(1.0, best, out=np.zeros_like(best), where=best > 0)
         score = sp.csr_matrix(sp.diags(inverse_best) @ query @ self._weights_t)
         every_word = sp.csr_matrix(words @ self._present_t) >= 1.0 - _EPS
         near_enough = sp.csr_matrix(near @ self._present_t)
         if free.any():
             near_enough = sp.csr_matrix(near_enough + sp.diags(free) @ every_word)
-        relevant = every_word.multiply(near_enough >= 1.0 - _EPS)
-        relevance = sp.csr_matrix(score.multiply(relevant))
+        relevant = sp.csr_matrix(every_word.multiply(near_enough >= 1.0 - _EPS), dtype=np.float64)
+        relaxed = sp.csr_matrix(needed @ self._present_t >= 1.0 - _EPS, dtype=np.float64)
+        relaxed = relaxed - relaxed.multiply(relevant)
+        relevance = sp.csr_matrix(score.multiply(relevant + RELAXED_SHARE * relaxed))
         relevance.eliminate_zeros()
         n_topics = len(topics)
         lexical: Any = None
@@ -1067,10 +760,8 @@ class Ranker:
                 topic_id = batch.key_topic[key]
                 words = explained.get((topic_id, col))
                 if words is None:
-                    title, abstract = self._paper_texts(col)
-                    words = explained[(topic_id, col)] = _explain(
-                        batch.topics[topic_id], title, abstract
-                    )
+                    fields = zip(FIELDS, self._paper_texts(col), strict=True)
+                    words = explained[(topic_id, col)] = explain(batch.topics[topic_id], fields)
                 close = batch.lexical is not None and not (
                     float(_gather(batch.lexical, np.asarray(topic_id), np.asarray(col))) > 0
                 )
@@ -1088,10 +779,10 @@ class Ranker:
         firsts = np.where(n_matches > 0, match_ids[:, 0], -1).tolist()
         found: list[tuple[Match, ...]] = list(map(matches.__getitem__, firsts))
         multi = np.flatnonzero(n_matches > 1)
-        for index, ids, count in zip(
+        for index, ids, n_found in zip(
             multi.tolist(), match_ids[multi].tolist(), n_matches[multi].tolist(), strict=True
         ):
-            found[index] = tuple([matches[m][0] for m in ids[:count]])
+            found[index] = tuple([matches[m][0] for m in ids[:n_found]])
         pool = self._papers
         papers = [pool[col] for col in cols.tolist()]
         picks = list(map(Pick, papers, scores.tolist(), found))
@@ -1101,12 +792,21 @@ class Ranker:
         for row, start, end in zip(rows[starts].tolist(), starts, ends, strict=True):
             result[low + row] = picks[start:end]
 
-    def _paper_texts(self, col: int) -> tuple[_Text, _Text]:
+    def _paper_texts(self, col: int) -> tuple[Text, ...]:
         cached = self._texts.get(col)
         if cached is None:
-            title, abstract = self._analysed[col]
-            cached = self._texts[col] = (_Text(*title), _Text(*abstract))
+            cached = self._texts[col] = tuple(Text(reading) for reading in self._analysed[col])
         return cached
+
+
+def _field_text(paper: Paper, field_index: int) -> str:
+    """The text of one field of a paper: title, abstract, or the capture's ai_keywords
+    (one segment each, so no phrase runs from one keyword into the next)."""
+    if field_index == 0:
+        return paper.title
+    if field_index == 1:
+        return paper.abstract
+    return "; ".join(paper.ai_keywords)
 
 
 @contextmanager
@@ -1184,13 +884,20 @@ def _gather(matrix: Any, rows: IntArray, cols: IntArray) -> FloatArray:
     return flat.reshape(rows_b.shape)
 
 
-def _field_scale(lengths: Sequence[int], boost: float, b: float) -> FloatArray:
-    """boost / (1 - b + b * length / average length), per paper."""
+def _field_scale(lengths: Sequence[int], b: float) -> FloatArray:
+    """1 / (1 - b + b * length / average length), per paper."""
     values = np.asarray(lengths, dtype=np.float64)
     average = float(values.mean()) if len(values) else 0.0
     if average <= 0:
-        return np.full(len(values), boost, dtype=np.float64)
-    return np.asarray(boost / (1.0 - b + b * values / average), dtype=np.float64)
+        return np.ones(len(values), dtype=np.float64)
+    return np.asarray(1.0 / (1.0 - b + b * values / average), dtype=np.float64)
+
+
+def _saturate(frequencies: Any) -> Any:
+    """BM25 saturation of a CSR matrix of normalised frequencies: f (k1 + 1) / (f + k1)."""
+    out = sp.csr_matrix(frequencies, dtype=np.float64)
+    out.data = out.data * (K1 + 1.0) / (out.data + K1)
+    return out
 
 
 def _priors(papers: Sequence[Paper], today: date) -> FloatArray:

@@ -216,9 +216,19 @@ class Settings(BaseSettings):
 
     # Readers on the web (`newsletter serve`): sign-up links expire after this many hours;
     # sign-ups are throttled per address and per client ("N/second|minute|hour|day").
-    confirm_max_age: float = Field(default=48.0, gt=0, le=24 * 30)
-    signup_limit_per_address: str = "3/hour"
-    signup_limit_per_client: str = "20/hour"
+    confirm_max_age: float = Field(
+        default=48.0,
+        gt=0,
+        le=24 * 30,
+        description="hours a sign-up's confirmation link works; unconfirmed sign-ups are "
+        "purged after it",
+    )
+    signup_limit_per_address: str = Field(
+        default="3/hour", description="sign-ups accepted per address (N/second|minute|hour|day)"
+    )
+    signup_limit_per_client: str = Field(
+        default="20/hour", description="sign-ups accepted per client IP (N/minute, N/hour, ...)"
+    )
 
     @field_validator("signup_limit_per_address", "signup_limit_per_client")
     @classmethod

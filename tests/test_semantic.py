@@ -1,5 +1,5 @@
-"""The semantic signal: the real MiniLM model (the `semantic` extra, installed by `make
-test`), stored paper vectors (schema 2 and the migration from 1), the ranker's blend and
+"""The semantic signal: the real MiniLM model on ONNX Runtime (the `semantic` extra,
+installed by `make test`), stored paper vectors (schema 2 and the migration from 1), the ranker's blend and
 its why-lines, and the lexical fallback when the extra is missing."""
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def test_semantic_setting_ranks_with_the_model(
 
 FALLBACK = """
 import logging, sys
-sys.modules["sentence_transformers"] = None  # as if the semantic extra were not installed
+sys.modules["onnxruntime"] = None  # as if the semantic extra were not installed
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 from newsletter.pipeline import next_picks
 from newsletter.settings import load_settings

@@ -11,6 +11,7 @@ import pytest
 
 from newsletter.cli import build_parser
 from newsletter.errors import ConfigError
+from newsletter.store import Store
 from newsletter.web import bind
 from tests.web_server import serving_process
 
@@ -46,6 +47,8 @@ def test_serve_port_99999_exits_without_listening(project: Path) -> None:
 
 
 def test_port_zero_picks_a_free_port(project: Path) -> None:
+    with Store(project / "newsletter.db"):  # serve reads a database that exists
+        pass
     with serving_process(project, {}) as (url, _pid):
         port = int(url.rsplit(":", 1)[1])
     assert 1 <= port <= 65535

@@ -14,6 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from newsletter.errors import SubscribersError
+from newsletter.store import Store
 from newsletter.subscribers import (
     Subscriber,
     load_subscribers,
@@ -129,6 +130,8 @@ def test_the_commands_report_the_typo_in_one_line(isolated: Path) -> None:
     (isolated / "subscribers.yaml").write_text(
         HEAD + "  - email: bob@example.org\n    topics: [x]\n    frequncy: weekly\n"
     )
+    with Store(isolated / "newsletter.db"):  # these commands read a database that exists
+        pass
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     for args in (["subscribers"], ["subscribe", "kim@example.org", "--topic", "audio"]):
         result = subprocess.run(
