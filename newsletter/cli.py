@@ -195,15 +195,23 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _find_subscriber(settings: Settings, email: str) -> Any:
+    from newsletter import roster
     from newsletter.subscribers import load_subscribers
 
-    wanted = email.strip().lower()
-    for subscriber in load_subscribers(settings.subscribers_file):
-        if subscriber.key == wanted:
-            return subscriber
-    raise NewsletterError(
-        f"{email} is not in {settings.subscribers_file}; add it there (or check the address)"
-    )
+    if not settings.database_path.exists():  # no database, no web sign-up: the file is all
+        wanted = email.strip().lower()
+        listed = [s for s in load_subscribers(settings.subscribers_file) if s.key == wanted]
+        member = roster.Member(listed[0], "active", "file") if listed else None
+    else:
+        with Store(settings.database_path, create=False) as store:
+            roster.sync(settings, store)
+            member = roster.find(store, email)
+    if member is None:
+        raise NewsletterError(
+            f"{email} is not subscribed (not in {settings.subscribers_file}, no confirmed "
+            "web sign-up); add it with 'newsletter subscribe' (or check the address)"
+        )
+    return member.subscriber
 
 
 def cmd_rank(args: argparse.Namespace, settings: Settings) -> int:
@@ -511,12 +519,12 @@ def cmd_unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
-    from newsletter.membership import memberships
+    from newsletter.membership import member_json, memberships
 
     with Store(settings.database_path, create=False) as store:
         members = memberships(settings, store)
     if args.json:
-        _print_json([member.as_json() for member in members])
+        _print_json([member_json(member) for member in members])
         return 0
     if not members:
         print(
@@ -525,7 +533,7 @@ def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     for member in members:
         s = member.subscriber
         topics = ", ".join(t.topic for t in s.topics)
-        print(f"{s.email:32} {s.frequency:6} {member.state:12} {topics}")
+        print(f"{s.email:32} {s.frequency:6} {member.state:12} {member.origin:4}  {topics}")
     return 0
 
 
@@ -540,7 +548,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from newsletter.web import serve
 
     Store(settings.database_path, create=False).close()  # a mistyped path: refused now
-    serve(settings, host=args.host, port=args.port, ready=lambda line: print(line, flush=True))
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        ready=lambda line: print(line, flush=True),
+        dry_run=getattr(args, "dry_run", False),
+    )
     return 0
 
 
@@ -832,16 +846,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="the one-click unsubscribe endpoint and the preview pages",
-        description="Serve the web pages: one-click unsubscribe (what the emails link to) "
-        "and, on loopback, the previews of the next issue. Logs at info level (each "
-        "unsubscribe; -q: warnings only).",
+        help="the web app: sign-up, preferences, feedback, one-click unsubscribe, previews",
+        description="Serve the web pages: the sign-up form (/subscribe) with its double "
+        "opt-in, the readers' preferences (/manage/...) and feedback pages, one-click "
+        "unsubscribe (what the emails link to) and, on loopback, the previews of the next "
+        "issue. Logs at info level (each unsubscribe; -q: warnings only).",
         epilog=examples(
             "newsletter serve                       # http://127.0.0.1:8000/",
             "newsletter serve --host 0.0.0.0 --port 8080   # behind a reverse proxy",
+            "newsletter serve --dry-run             # sign-up emails into outbox/notices/",
         ),
     )
     _server_options(serve)
+    serve.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write sign-up confirmation emails to OUTBOX_DIR/notices/ instead of sending them",
+    )
     serve.set_defaults(handler=cmd_serve)
     for command in commands.choices.values():
         command.formatter_class = HELP_FORMAT  # keep the examples' line breaks

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from newsletter import links
 from newsletter.archive_links import FeedRef, IssueRef, archive_url, feed_url
 from newsletter.delivery import OutboxWriter
 from newsletter.dumps import Paper
@@ -98,6 +99,10 @@ class MessageMaker:
             ),
             feed_url=feed_url(
                 settings.base_url, FeedRef(subscriber.key, issue.dry_run), self._signing_key
+            ),
+            manage_url=links.manage_url(settings.base_url, subscriber.email, self._signing_key),
+            feedback_url=links.feedback_base(
+                settings.base_url, subscriber.email, self._signing_key
             ),
         )
         return build_message(

@@ -53,6 +53,10 @@ class SubscribersError(LocatedError):
         super().__init__(message, path=path, line=line)
 
 
+class SignupError(NewsletterError, ValueError):
+    """A sign-up or preferences form that cannot be accepted; says which field and why."""
+
+
 class StoreError(NewsletterError, RuntimeError):
     """The SQLite state cannot be opened or is in an unexpected shape."""
 

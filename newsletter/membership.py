@@ -1,16 +1,14 @@
-"""Who is subscribed: joining and leaving, kept in step across the YAML file and the database.
+"""Who is subscribed: joining and leaving, kept in step across the database and the file.
 
-A subscription lives in two places. The subscribers YAML (edited by `subscribers.py`)
-says who the person is and what they read; the `unsubscribes` table (in `store.py`) is
-the send-time record of who left, and it is what `pipeline.deliver` and `dry_run`
-check before every message. Leaving writes the database first, so the next issue (even
-one built already) skips the address whatever happens to the file, then marks the entry
-`active: false` in the YAML so the file tells the truth. Joining edits the YAML first,
-then forgets the database record. When the two race, the address ends up not receiving:
-the safe side.
+The live list is the database (`roster.py`); the subscribers YAML is the operator's way
+to edit it. Leaving writes the database first (the `unsubscribes` record, which every
+send checks, and the row's state), so the next issue (even one built already) skips the
+address whatever happens to the file; then, for an address listed in the YAML, marks
+its entry `active: false` so the file tells the truth. Joining from the command line
+edits the YAML first, imports it, then clears any record of leaving. When the two race,
+the address ends up not receiving: the safe side.
 
-The command line and the web app (`newsletter unsubscribe`, the one-click link) call
-the same `leave`, so both update both places.
+The command line, the web pages (preferences, one-click link) call the same `leave`.
 """
 
 from __future__ import annotations
@@ -18,17 +16,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from newsletter import roster
 from newsletter.errors import SubscribersError
+from newsletter.roster import Member
 from newsletter.settings import Settings
 from newsletter.store import Store
-from newsletter.subscribers import (
-    EditResult,
-    Subscriber,
-    SubscriberChange,
-    load_subscribers,
-    set_active,
-    subscribe,
-)
+from newsletter.subscribers import EditResult, SubscriberChange, set_active, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +40,9 @@ class Left:
 def leave(settings: Settings, store: Store, email: str, *, source: str) -> Left:
     """Unsubscribe `email` at once; harmless to repeat."""
     key = email.strip().lower()
+    roster.sync(settings, store, strict=False)
     newly = store.record_unsubscribe(key, source=source)
+    roster.set_state(store, key, "unsubscribed")
     # One line per request, whatever the route: the address and where it came from
     # (never a link's token: it acts for the subscriber).
     log.info(
@@ -68,46 +63,33 @@ def leave(settings: Settings, store: Store, email: str, *, source: str) -> Left:
 
 
 def join(settings: Settings, store: Store, change: SubscriberChange) -> EditResult:
-    """Add or update a subscriber and clear any record of their leaving."""
+    """Add or update a subscriber in the file, import it, and make them active again
+    (clearing any record of their leaving or pausing)."""
     result = subscribe(settings.subscribers_file, change)
     store.forget_unsubscribe(result.subscriber.key)
+    roster.sync(settings, store)
+    roster.set_state(store, result.subscriber.key, "active")
     return result
 
 
-@dataclass(frozen=True)
-class Membership:
-    """One subscriber as `newsletter subscribers` lists them."""
-
-    subscriber: Subscriber
-    unsubscribed: bool  # recorded in the database
-
-    @property
-    def active(self) -> bool:
-        """Receives the next issue: active in the file and not unsubscribed."""
-        return self.subscriber.active and not self.unsubscribed
-
-    @property
-    def state(self) -> str:
-        if self.unsubscribed:
-            return "unsubscribed"
-        return "active" if self.subscriber.active else "paused"
-
-    def as_json(self) -> dict[str, object]:
-        s = self.subscriber
-        return {
-            "email": s.email,
-            "name": s.name,
-            "topics": [t.topic for t in s.topics],
-            "weights": {t.topic: t.weight for t in s.topics if t.weight != 1.0},
-            "exclude": list(s.exclude),
-            "max_papers": s.max_papers,
-            "frequency": s.frequency,
-            "active": self.active,
-            "state": self.state,
-        }
+def member_json(member: Member) -> dict[str, object]:
+    """One member as `newsletter subscribers --json` shows them."""
+    s = member.subscriber
+    return {
+        "email": s.email,
+        "name": s.name,
+        "topics": [t.topic for t in s.topics],
+        "weights": {t.topic: t.weight for t in s.topics if t.weight != 1.0},
+        "exclude": list(s.exclude),
+        "max_papers": s.max_papers,
+        "frequency": s.frequency,
+        "active": member.active,
+        "state": member.state,
+        "origin": member.origin,
+        "in_file": member.in_file,
+    }
 
 
-def memberships(settings: Settings, store: Store) -> list[Membership]:
-    """Every subscriber in the file, in file order, with what the database says."""
-    left = store.unsubscribed()
-    return [Membership(s, s.key in left) for s in load_subscribers(settings.subscribers_file)]
+def memberships(settings: Settings, store: Store) -> list[Member]:
+    """Everyone on the live list (file entries first, in file order), any state."""
+    return roster.members(settings, store)

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 
+from newsletter import feedback, links
 from newsletter.compose import (
     IssueContext,
     Job,
@@ -35,10 +36,11 @@ from newsletter.errors import DumpError, NotFoundError
 from newsletter.preflight import require_safe_send
 from newsletter.ranking import Pick, Ranker
 from newsletter.render import Digest, Renderer
+from newsletter.roster import receiving
 from newsletter.semantic import Embedder, load_embedder, paper_vectors, topic_vectors
 from newsletter.settings import Settings
 from newsletter.store import DumpRecord, Forgotten, Issue, PlannedPick, Store
-from newsletter.subscribers import Subscriber, load_subscribers, unsubscribe_url
+from newsletter.subscribers import Subscriber, unsubscribe_url
 
 WEEKLY_WINDOW = timedelta(days=7)
 
@@ -81,10 +83,17 @@ def rank_pool(
     and each distinct topic of a chunk is embedded once."""
     vectors = paper_vectors(store, embedder, pool) if embedder is not None else None
     ranker = Ranker(pool, today=today, paper_vectors=vectors)
+    marks = feedback.marks_of(
+        store, [s.key for s in subscribers] if len(subscribers) < 1000 else None
+    )
     for start in range(0, len(subscribers), RANK_CHUNK):
         chunk = subscribers[start : start + RANK_CHUNK]
         topics = topic_vectors(embedder, chunk) if embedder is not None else None
         ranked = ranker.rank(chunk, delivered=delivered, topic_vectors=topics)
+        # The readers' "more / less like this" marks re-score their own picks.
+        ranked = feedback.adjust(
+            ranker, chunk, ranked, marks, delivered=delivered, topic_vectors=topics
+        )
         yield from zip(chunk, ranked, strict=True)
 
 
@@ -386,15 +395,16 @@ def preview_digest(
     if not picks:
         return None, picks
     renderer = renderer or Renderer(settings.templates_dir)
+    key = settings.signing_key(dry_run=True)
     digest = renderer.render(
         subscriber=subscriber,
         picks=picks,
         issue_date=issue_date_now(settings),
-        unsubscribe_url=unsubscribe_url(
-            settings.base_url, subscriber.email, settings.signing_key(dry_run=True)
-        ),
+        unsubscribe_url=unsubscribe_url(settings.base_url, subscriber.email, key),
         pages=store.page_dates_of(pick.paper.key for pick in picks),
         digest_name=settings.digest_name,
+        manage_url=links.manage_url(settings.base_url, subscriber.email, key),
+        feedback_url=links.feedback_base(settings.base_url, subscriber.email, key),
     )
     return digest, picks
 
@@ -447,7 +457,7 @@ def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None)
     its files are renamed into place. A crash leaves at most the chunks in flight
     `sending`; the next run writes them again (a file write is safe to repeat)."""
     started = time.monotonic()
-    subscribers = load_subscribers(settings.subscribers_file)
+    subscribers = receiving(settings, store)
     log.info("loaded %d subscribers in %.1f s", len(subscribers), time.monotonic() - started)
     issue_date = issue_date or issue_date_now(settings)
     # Preflight: templates compile before anything is built or written.
@@ -557,7 +567,7 @@ async def deliver_async(
     cleanly (see `send_over_smtp`): what was not handed to the server stays `pending`.
     """
     require_safe_send(settings)  # no real send with dead or forgeable links
-    subscribers = load_subscribers(settings.subscribers_file)
+    subscribers = receiving(settings, store)
     issue_date = issue_date or issue_date_now(settings)
     renderer = Renderer(settings.templates_dir)  # preflight: templates compile
     issue = build_issue(settings, store, subscribers, dry_run=False, issue_date=issue_date)

@@ -29,7 +29,7 @@ import secrets
 import textwrap
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -46,6 +46,7 @@ from markupsafe import Markup
 from newsletter.daily_pages import PageLink, day_page_url, source_pages, sources_text
 from newsletter.errors import TemplateError
 from newsletter.headline import SUBJECT_CHARS, headline_title, more_text, preheader_for
+from newsletter.links import feedback_url as feedback_link
 from newsletter.paper_card import PaperCard, paper_card
 from newsletter.ranking import Pick
 from newsletter.subscribers import Subscriber, ascii_domain
@@ -128,6 +129,8 @@ class PaperView:
     @property
     def excerpt(self) -> str:
         return self.card.summary
+    more_url: str = ""  # "more like this" (feedback.py); "" where there is no reader
+    less_url: str = ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -427,6 +430,8 @@ class Renderer:
         feed_url: str = "",
         in_browser: bool = False,
         past_issues: Sequence[PageLink] = (),
+        manage_url: str = "",
+        feedback_url: str = "",
     ) -> dict[str, Any]:
         """Everything the templates see, subject included (also for a preview page).
 
@@ -438,6 +443,15 @@ class Renderer:
         if self.auto_reload:
             self.reload_if_changed()
         papers = [paper_view(number, pick) for number, pick in enumerate(picks, start=1)]
+        if feedback_url:  # the reader's "more / less like this" links (see links.py)
+            papers = [
+                replace(
+                    view,
+                    more_url=feedback_link(feedback_url, "more", pick.paper.key),
+                    less_url=feedback_link(feedback_url, "less", pick.paper.key),
+                )
+                for view, pick in zip(papers, picks, strict=True)
+            ]
         topics = [topic.topic for topic in subscriber.topics]
         preheader = preheader_for(subscriber, picks)
         sources = source_pages(
@@ -466,6 +480,7 @@ class Renderer:
             "past_issues": list(past_issues) if in_browser else [],
             "sources": sources,
             "sources_text": sources_text(sources),
+            "manage_url": manage_url,
         }
         subject = self._render(self._templates.subject, SUBJECT_TEMPLATE, context)
         context["subject"] = one_line(subject)
@@ -549,9 +564,13 @@ class Renderer:
         feed_url: str = "",
         in_browser: bool = False,
         past_issues: Sequence[PageLink] = (),
+        manage_url: str = "",
+        feedback_url: str = "",
     ) -> Digest:
         """Render one subscriber's digest; the picks appear in the order given (see
-        `render_context` for the other arguments)."""
+        `render_context` for the other arguments). `manage_url` and `feedback_url` (the
+        start of the reader's feedback links) add the preferences link and each paper's
+        "more / less like this" links."""
         context = self.render_context(
             subscriber=subscriber,
             picks=picks,
@@ -563,6 +582,8 @@ class Renderer:
             feed_url=feed_url,
             in_browser=in_browser,
             past_issues=past_issues,
+            manage_url=manage_url,
+            feedback_url=feedback_url,
         )
         html = self._render(
             self._templates.html, HTML_TEMPLATE, context, source=self._templates.html_source

@@ -55,6 +55,7 @@ from newsletter.parse_guard import GuardedParser
 from newsletter.pipeline import build_issue, deliver_async, dry_run
 from newsletter.preflight import require_safe_send
 from newsletter.render import Renderer
+from newsletter.roster import receiving
 from newsletter.settings import Settings
 from newsletter.store import Issue, Store
 from newsletter.subscribers import load_subscribers
@@ -562,7 +563,7 @@ class Service:
 
     def _build(self, store: Store, issue_date: date) -> Issue:
         """Freeze the issue; log who gets it, or why nobody does."""
-        subscribers = load_subscribers(self.settings.subscribers_file)
+        subscribers = receiving(self.settings, store)
         previous = store.last_real_issue()
         issue = build_issue(
             self.settings, store, subscribers, dry_run=self.dry_run, issue_date=issue_date

@@ -219,6 +219,35 @@ class Settings(BaseSettings):
         description="lexical, or semantic (needs the extra: pip install 'newsletter[semantic]')",
     )
 
+    # Readers on the web (`newsletter serve`): sign-up links expire after this many hours;
+    # sign-ups are throttled per address and per client ("N/second|minute|hour|day").
+    confirm_max_age: float = Field(
+        default=48.0,
+        gt=0,
+        le=24 * 30,
+        description="hours a sign-up's confirmation link works; unconfirmed sign-ups are "
+        "purged after it",
+    )
+    signup_limit_per_address: str = Field(
+        default="3/hour", description="sign-ups accepted per address (N/second|minute|hour|day)"
+    )
+    signup_limit_per_client: str = Field(
+        default="20/hour", description="sign-ups accepted per client IP (N/minute, N/hour, ...)"
+    )
+
+    @field_validator("signup_limit_per_address", "signup_limit_per_client")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate; use a count per unit, e.g. 3/hour or 20/minute"
+            ) from None
+        return value
+
     @field_validator(
         "database_path",
         "inbox_dir",

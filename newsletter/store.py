@@ -37,7 +37,10 @@ from newsletter.errors import DISK_FULL, NoDatabaseError, StoreError
 # 4: the `unknown` delivery status (the server took the whole message but its reply never
 #    came), and two ledger columns: `permanent` (no later run retries the row) and
 #    `unknown_outcomes`. Files of versions 1 to 3 are upgraded in one transaction.
-SCHEMA_VERSION = 4
+# 5: the live subscriber list (`subscribers`, owned by roster.py), sign-ups waiting for
+#    their confirmation (`signups`, signup.py) and readers' marks on papers (`feedback`,
+#    feedback.py). New tables only: older files get them in the same upgrade transaction.
+SCHEMA_VERSION = 5
 
 # `first_dump_id` NULL: a paper detached from every dump (its dumps were forgotten, but
 # an issue delivered it): past issues still show it, no future pool draws it.
@@ -147,6 +150,29 @@ CREATE TABLE IF NOT EXISTS unsubscribes (
     email   TEXT PRIMARY KEY,
     at      TEXT NOT NULL,
     source  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscribers (
+    email       TEXT PRIMARY KEY,
+    record      TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('active', 'paused', 'unsubscribed')),
+    origin      TEXT NOT NULL CHECK (origin IN ('file', 'web')),
+    from_file   TEXT,
+    position    INTEGER,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscribers_state ON subscribers(state);
+CREATE TABLE IF NOT EXISTS signups (
+    email        TEXT PRIMARY KEY,
+    record       TEXT NOT NULL,
+    requested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    email      TEXT NOT NULL,
+    paper_key  TEXT NOT NULL,
+    direction  TEXT NOT NULL CHECK (direction IN ('more', 'less')),
+    at         TEXT NOT NULL,
+    PRIMARY KEY (email, paper_key)
 );
 """
 
@@ -335,7 +361,7 @@ class Store:
             self._db.execute("PRAGMA foreign_keys = ON")
 
     def _upgrade(self, db: sqlite3.Connection) -> None:
-        """Create the schema, or bring a file of version 1 to 3 to version 4, in the
+        """Create the schema, or bring a file of an older version to the current one, in the
         caller's transaction (a failure leaves the file as it was).
 
         Version 3 lets a paper outlive its dumps (`first_dump_id` NULL), and SQLite cannot
@@ -417,6 +443,11 @@ class Store:
         except BaseException as exc:
             self._roll_back(exc)
             raise
+
+    def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """The rows of one read-only statement, outside any transaction (for the modules
+        that own a table of their own: roster.py, signup.py, feedback.py)."""
+        return self._db.execute(sql, parameters).fetchall()
 
     def _roll_back(self, cause: BaseException) -> None:
         """Undo the open transaction after `cause`, never hiding it: after a full disk or

@@ -6,10 +6,11 @@ NEWSLETTER_SECRET_KEY (itsdangerous). Each purpose has its own salt, so a token 
 purpose is refused for every other, and rotating the key invalidates them all.
 
 Unsubscribe tokens keep their original untimed format, so links in issues already sent keep
-working. Archive and feed tokens are untimed too: they never expire, and an untimed token
-is the same every time it is made, so an issue's web page has one stable address (and a
-message rebuilt after a crash is the same message). Every other purpose is timestamped,
-and a reader may pass `max_age` (confirmation links expire; the others do not).
+working. Manage, feedback, archive and feed tokens are untimed too: they never expire, and
+an untimed token is the same every time it is made, so a message built twice (a dry run on
+worker processes, a resend, a rebuild after a crash) is the same bytes and an issue's web
+page has one stable address. Every other purpose is timestamped, and a reader may pass
+`max_age` (confirmation links expire).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ SALTS: dict[str, str] = {
 }
 
 
-# Purposes whose tokens carry no timestamp (see above).
-UNTIMED = frozenset({"unsubscribe", "archive", "feed"})
+# Purposes whose tokens carry no timestamp (the same value gives the same token).
+UNTIMED = frozenset({"unsubscribe", "manage", "feedback", "archive", "feed"})
 
 
 @lru_cache(maxsize=64)

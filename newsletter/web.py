@@ -54,15 +54,20 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter import roster
 from newsletter.archive_web import archive_routes
 from newsletter.errors import ConfigError, NewsletterError, TemplateError
 from newsletter.health import HEALTH_PATH, health_report
-from newsletter.membership import Membership, leave, memberships
+from newsletter.manage_pages import ManagePages
+from newsletter.membership import leave, memberships
 from newsletter.pipeline import next_picks_many, preview_digest
 from newsletter.ranking import Pick
+from newsletter.reader_pages import csrf_middleware
 from newsletter.render import Digest, Renderer, paper_view
+from newsletter.roster import Member
 from newsletter.scheduler import next_issue_date, weekly_issue_date
 from newsletter.settings import DEV_SECRET_KEY, Settings
+from newsletter.signup_pages import SignupPages
 from newsletter.store import Store
 from newsletter.subscribers import normalized_email, read_unsubscribe_token, unsubscribe_url
 
@@ -113,14 +118,14 @@ def _web_environment(folder: Path) -> jinja2.Environment:
 class Row:
     """One subscriber on the index page."""
 
-    member: Membership
+    member: Member
     picks: list[Pick]
 
 
 Clock = Callable[[], datetime]
 FileIdentity = tuple[int, int, int] | None  # modification time (ns), size, inode
 # What the index rows depend on; equal states give equal rows (see `IndexPage`).
-DataState = tuple[date, FileIdentity, int, int, int, frozenset[str]]
+DataState = tuple[date, FileIdentity, int, int, int, frozenset[str], int]
 
 
 class IndexPage:
@@ -166,6 +171,7 @@ class IndexPage:
             last.id if last else 0,
             store.counts(last.id)["sent"] if last else 0,
             frozenset(store.unsubscribed()),
+            roster.revision(store),
         )
 
     def html(self, store: Store) -> str:
@@ -273,7 +279,7 @@ class WebApp:
             return None
         return value.strip().lower()
 
-    def preview_of(self, email: str) -> tuple[Membership, Digest | None, list[Pick]] | None:
+    def preview_of(self, email: str) -> tuple[Member, Digest | None, list[Pick]] | None:
         assert self.renderer is not None
         with Store(self.settings.database_path) as store:
             wanted = email.strip().lower()
@@ -443,16 +449,24 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app(
-    settings: Settings, *, preview: bool = True, clock: Clock | None = None
+    settings: Settings,
+    *,
+    preview: bool = True,
+    clock: Clock | None = None,
+    dry_run: bool = False,
 ) -> Starlette:
     """The ASGI app; `preview=False` leaves out the pages that list subscribers. `clock`
-    gives "now" (default: the system clock in NEWSLETTER_TIMEZONE)."""
+    gives "now" (default: the system clock in NEWSLETTER_TIMEZONE). `dry_run` writes
+    the sign-up emails to the outbox instead of sending them."""
     web = WebApp(settings, preview=preview, clock=clock)
     routes = [
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["GET", "POST"]),
         Route(HEALTH_PATH, healthz),
     ]
     routes += archive_routes(settings, error_page=web.error_page, headers=_HEADERS)
+    # The readers' own pages: sign-up, confirmation, preferences, feedback.
+    routes += SignupPages(settings, web.token_key, dry_run=dry_run).routes()
+    routes += ManagePages(settings, web.token_key).routes()
     if preview:
         routes += [
             Route("/", web.index),
@@ -464,6 +478,7 @@ def create_app(
             TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False
         ),
         Middleware(BodyLimit, limit=MAX_BODY),
+        Middleware(csrf_middleware(settings, web.token_key)),
     ]
     app = Starlette(
         routes=routes,
@@ -518,6 +533,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     ready: Callable[[str], None] | None = None,
+    dry_run: bool = False,
 ) -> None:
     """Run the app until interrupted. Beyond loopback it needs a real secret key (the
     development key is public) and serves only the unsubscribe endpoint."""
@@ -528,7 +544,7 @@ def serve(
             "development key as its value): the links would be checked with a public key; "
             "set the key the emails were sent with"
         )
-    app = create_app(settings, preview=local)
+    app = create_app(settings, preview=local, dry_run=dry_run)
     sock = bind(host, port)
     url = url_of(sock)
     if ready is not None:
@@ -538,6 +554,10 @@ def serve(
         else:
             ready("Previews are off: they list subscribers, so they are served on loopback only")
         ready(f"Unsubscribe links in emails point to {settings.base_url}/unsubscribe/...")
+        ready(
+            f"Sign-up form: {url}/subscribe"
+            + (" (emails go to the outbox: --dry-run)" if dry_run else "")
+        )
     # No access log: the unsubscribe URLs carry tokens that act for the subscriber. No
     # logging config of uvicorn's own: its records go where the CLI sends every log
     # (`logs.py`: stderr, text or JSON).
