@@ -17,7 +17,6 @@ it) are shown; a reader who has left the list keeps their archive.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -104,8 +103,3 @@ def feed_items(store: Store, ref: FeedRef, *, issues: int = FEED_ISSUES) -> list
         picks = stored_picks(store, issue, ref.email)
         items += [FeedItem(issue, index, pick) for index, pick in enumerate(picks)]
     return items
-
-
-def find_reader(subscribers: Sequence[Subscriber], email: str) -> Subscriber | None:
-    """The subscriber with this (ledger-form) address, if listed."""
-    return next((s for s in subscribers if s.key == email), None)

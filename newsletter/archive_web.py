@@ -10,17 +10,16 @@ listens beyond loopback: each answer shows only what the token's holder was sent
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from newsletter.archive import archived_issue, feed_items, find_reader
+from newsletter import roster
+from newsletter.archive import archived_issue, feed_items
 from newsletter.archive_links import (
     FeedRef,
     IssueRef,
@@ -29,14 +28,11 @@ from newsletter.archive_links import (
     read_archive_token,
     read_feed_token,
 )
-from newsletter.errors import NewsletterError
 from newsletter.feed import FeedWriter, feed_entry, feed_id
 from newsletter.render import Renderer
 from newsletter.settings import Settings
 from newsletter.store import Store
-from newsletter.subscribers import Subscriber, load_subscribers, unsubscribe_url
-
-log = logging.getLogger(__name__)
+from newsletter.subscribers import Subscriber, unsubscribe_url
 
 ATOM = "application/atom+xml; charset=utf-8"
 ErrorPage = Callable[[str, int], Response]
@@ -59,7 +55,6 @@ class ArchiveViews:
         self.feeds = FeedWriter(settings.templates_dir / "web")
         self._lock = threading.Lock()
         self._renderer: Renderer | None = None
-        self._readers: tuple[tuple[int, int, int] | None, list[Subscriber]] | None = None
 
     # -- data (in a worker thread: SQLite, YAML and rendering block) ------------------------
 
@@ -69,28 +64,16 @@ class ArchiveViews:
                 self._renderer = Renderer(self.settings.templates_dir)
             return self._renderer
 
-    def reader(self, email: str) -> Subscriber | None:
-        """The reader as the subscriber list has them now (None: not listed, or the
-        file cannot be read: their issue is shown all the same)."""
-        path = self.settings.subscribers_file
-        identity = _identity(path)
-        with self._lock:
-            if self._readers is None or self._readers[0] != identity:
-                self._readers = (identity, self._load(path) if identity else [])
-            return find_reader(self._readers[1], email)
-
-    @staticmethod
-    def _load(path: Path) -> list[Subscriber]:
-        try:
-            return load_subscribers(path)
-        except NewsletterError as exc:
-            log.warning("archive pages show readers without their names and topics: %s", exc)
-            return []
+    def reader(self, store: Store, email: str) -> Subscriber | None:
+        """The reader as the live list has them now, whatever their state (None: not on
+        it: their issue is shown all the same, without their name and topics)."""
+        member = roster.find(store, email)
+        return member.subscriber if member else None
 
     def issue_html(self, ref: IssueRef) -> str | None:
         settings = self.settings
         with Store(settings.database_path) as store:
-            found = archived_issue(settings, store, ref, self.reader(ref.email))
+            found = archived_issue(settings, store, ref, self.reader(store, ref.email))
         if found is None:
             return None
         renderer = self.renderer()
@@ -113,12 +96,12 @@ class ArchiveViews:
         domain = settings.sender_domain
         with Store(settings.database_path) as store:
             items = feed_items(store, ref)
+            reader = self.reader(store, ref.email)
         links: dict[str, str] = {}
         for item in items:
             if item.issue.key not in links:
                 issue_ref = IssueRef(ref.email, item.issue.key, item.issue.dry_run)
                 links[item.issue.key] = archive_url(settings.base_url, issue_ref, self.key)
-        reader = self.reader(ref.email)
         return self.feeds.render(
             digest_name=settings.digest_name,
             reader=(reader.name if reader and reader.name else ref.email),
@@ -148,14 +131,6 @@ class ArchiveViews:
         self_url = self.settings.base_url + request.url.path
         xml = await run_in_threadpool(self.feed_xml, ref, self_url)
         return Response(xml, media_type=ATOM, headers=self.headers)
-
-
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 def archive_routes(
