@@ -54,7 +54,7 @@ def ndcg(got: Sequence[int], grades: Sequence[int]) -> float | None:
 def run(model: str, marks_per_profile: int, verbose: bool) -> dict[str, tuple[float, float, int]]:
     papers = load_papers()
     profiles = load_profiles()
-    qrels = load_qrels()
+    qrels = load_qrels(papers)  # pairs not listed are grade 0
     today = max(paper.published for paper in papers if paper.published is not None)
     vectors = embed(papers, profiles) if model == "semantic" else None
     ranker = Ranker(papers, today=today, paper_vectors=vectors[0] if vectors else None)
@@ -62,7 +62,7 @@ def run(model: str, marks_per_profile: int, verbose: bool) -> dict[str, tuple[fl
     first = ranker.rank(profiles, topic_vectors=topics)
     rows: list[tuple[str, float, float]] = []
     for profile, picks in zip(profiles, first, strict=True):
-        grades = qrels[profile.key]
+        grades = qrels.get(profile.key, {})
         marked = picks[:marks_per_profile]
         marks = [
             Mark(p.paper, "more" if grades.get(p.paper.key, 0) >= 1 else "less", "") for p in marked

@@ -44,11 +44,11 @@ from newsletter.ranking import Pick, Ranker
 from newsletter.store import Store
 from newsletter.subscribers import Subscriber, Topic
 
-MORE_WEIGHT = 1.5
-LESS_WEIGHT = 1.5
-DROP_SIMILARITY = 0.30
-ADD_SIMILARITY = 0.20
-ADD_WEIGHT = 1.0
+MORE_WEIGHT = 1.0
+LESS_WEIGHT = 1.0
+DROP_SIMILARITY = 0.45
+ADD_SIMILARITY = 0.30
+ADD_WEIGHT = 0.5
 EXPLAIN_SIMILARITY = 0.15
 
 _WORD = re.compile(r"[^\W\d_]{3,}")
