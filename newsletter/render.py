@@ -97,6 +97,8 @@ class PaperView:
     number: int
     why: str
     card: PaperCard
+    more_url: str = ""  # "more like this" (feedback.py); "" where there is no reader
+    less_url: str = ""
 
     @property
     def title(self) -> str:
@@ -129,8 +131,6 @@ class PaperView:
     @property
     def excerpt(self) -> str:
         return self.card.summary
-    more_url: str = ""  # "more like this" (feedback.py); "" where there is no reader
-    less_url: str = ""
 
 
 # ---------------------------------------------------------------------------------------
