@@ -185,6 +185,7 @@ async def download(url: str, settings: Settings) -> Reply:
     start = loop.time()
     deadline = start + settings.fetch_timeout
     attempts = 0
+    answered: tuple[int, str] | None = None  # the last status the source replied with
     async with httpx.AsyncClient(follow_redirects=True, headers=HEADERS) as client:
         while True:
             attempts += 1
@@ -220,6 +221,7 @@ async def download(url: str, settings: Settings) -> Reply:
                         url=url,
                         status=status,
                     )
+                answered = (status, failure)
                 wait = retry_after_seconds(reply.retry_after, datetime.now(UTC))
             # Never sooner than Retry-After asks, nor than the backoff (a "Retry-After: 0"
             # must not turn the retries into a busy loop).
@@ -230,6 +232,10 @@ async def download(url: str, settings: Settings) -> Reply:
                 await asyncio.sleep(delay)
                 continue
             took = f"after {attempts} attempt{'s' if attempts > 1 else ''} in {loop.time() - start:.0f} s"
+            if status is None and answered is not None:
+                # The last attempt was cut short by the deadline: what the source said
+                # before is the fact worth reporting.
+                (status, failure), took = answered, f"{took} (the last one cut short)"
             asked = ""
             if wait is not None and wait >= left > 0:
                 asked = (

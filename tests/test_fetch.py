@@ -194,6 +194,18 @@ def test_a_retry_after_beyond_the_timeout_is_not_waited_for(isolated: Path) -> N
     assert len(server.requests) == 1 and inbox_files(isolated) == []
 
 
+def test_a_503_then_a_hang_cut_by_the_timeout_reports_the_503(isolated: Path) -> None:
+    # The deadline cuts the last attempt short: the error names what the source did say.
+    replies = [Reply(503, b"busy", "text/plain"), Reply(200, api_body(), hang=60)]
+    with http_server(*replies) as server:
+        with pytest.raises(FetchError) as caught:
+            fetch_day(settings_for(server, timeout=3), DAY)
+    assert len(server.requests) == 2
+    assert caught.value.status == 503
+    assert str(caught.value).startswith(f"{request_url(server)}: 503 Service Unavailable after ")
+    assert "the last one cut short" in str(caught.value)
+
+
 def test_a_hanging_source_is_given_up_at_the_timeout(isolated: Path) -> None:
     with http_server(Reply(200, api_body(), hang=60)) as server:
         started = time.monotonic()
