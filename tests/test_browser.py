@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from newsletter.pipeline import ingest_file
 from newsletter.settings import load_settings
@@ -20,33 +20,7 @@ from newsletter.subscribers import read_unsubscribe_token
 from newsletter.web import create_app
 from tests.web_server import running
 
-CHROMIUM = "/usr/bin/chromium"
-# The system browser, headless, and quiet on a closed network (no updates, no sync).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SECRET = "browser-test-secret"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing; install it with 'apt-get install chromium' "
-            "(make test does this when it is missing)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -6,18 +6,16 @@ Screenshots go to the test's tmp dir."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Route, sync_playwright
+from playwright.sync_api import Browser, Route
 
 from newsletter.dumps import Paper
 from newsletter.ranking import Match, Pick
 from newsletter.render import Renderer
 from newsletter.subscribers import Subscriber
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "newsletter" / "templates"
 WCAG_AA = 4.5
@@ -50,18 +48,6 @@ CONTRASTS = """
   return found;
 }
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing; install it with 'apt-get install chromium'")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
