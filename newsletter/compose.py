@@ -34,8 +34,9 @@ from newsletter import links
 from newsletter.archive_links import FeedRef, IssueRef, archive_url, feed_url
 from newsletter.delivery import OutboxWriter
 from newsletter.dumps import Paper
+from newsletter.message import build_message, list_id_for, message_id_for
 from newsletter.ranking import Pick
-from newsletter.render import Renderer, build_message, list_id_for, message_id_for
+from newsletter.render import Renderer
 from newsletter.settings import Settings
 from newsletter.store import Issue, PlannedPick
 from newsletter.subscribers import Subscriber, unsubscribe_url
