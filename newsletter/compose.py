@@ -32,9 +32,10 @@ from typing import Any, TypeVar
 
 from newsletter import links
 from newsletter.archive_links import FeedRef, IssueRef, archive_url, feed_url
+from newsletter.assembly import SharedBlocks, assemble_message
 from newsletter.delivery import OutboxWriter
 from newsletter.dumps import Paper
-from newsletter.message import build_message, list_id_for, message_id_for
+from newsletter.message import list_id_for, message_id_for
 from newsletter.ranking import Pick
 from newsletter.render import Renderer
 from newsletter.settings import Settings
@@ -78,6 +79,9 @@ class MessageMaker:
         self._domain = context.settings.sender_domain  # parsed once, not per message
         self._list_id = list_id_for(context.settings.digest_name, self._domain)
         self._writer: OutboxWriter | None = None
+        # Each paper's block is rendered and encoded once, by the first message that has
+        # it; every other message joins it as bytes (see `assembly`).
+        self.shared = SharedBlocks()
 
     def unsubscribe_url(self, email: str) -> str:
         return unsubscribe_url(self.context.settings.base_url, email, self._signing_key)
@@ -105,8 +109,10 @@ class MessageMaker:
             feedback_url=links.feedback_base(
                 settings.base_url, subscriber.email, self._signing_key
             ),
+            blocks=self.shared.blocks,
         )
-        return build_message(
+        return assemble_message(
+            self.shared,
             from_address=settings.from_address,
             subscriber=subscriber,
             digest=digest,

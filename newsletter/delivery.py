@@ -29,6 +29,7 @@ from pathlib import Path
 import aiosmtplib
 
 from newsletter.errors import DISK_FULL, DeliveryError, NewsletterError
+from newsletter.message import seven_bit
 from newsletter.settings import Settings
 from newsletter.store import UNSUBSCRIBED_DURING_SEND, Store
 from newsletter.subscribers import smtp_address
@@ -304,12 +305,17 @@ async def transmit(
     there raises OutcomeUnknown, unless part of the message had not even left (a plain
     timeout, safe to retry). `smtputf8`: the address needs SMTPUTF8 (RFC 6531); a server
     that does not offer it gets SMTPNotSupported before anything is sent."""
-    block, size = data_block(message)
     options: list[str] = []
     encoding = "ascii"
     async with asyncio.timeout(timeout):
         if client.is_ehlo_or_helo_needed:
             await _greet(client)
+        if not message.isascii():  # an 8bit text part, or SMTPUTF8 headers
+            if client.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+            elif not smtputf8:
+                message = seven_bit(message)  # RFC 6152: 8bit only where it is offered
+        block, size = data_block(message)
         if smtputf8:
             if not client.supports_extension("smtputf8"):
                 raise aiosmtplib.SMTPNotSupported(
@@ -320,8 +326,6 @@ async def transmit(
                 )
             options.append("SMTPUTF8")
             encoding = "utf-8"
-            if client.supports_extension("8bitmime"):
-                options.append("BODY=8BITMIME")  # the headers carry UTF-8
         if client.supports_extension("size"):
             options.append(f"SIZE={size}")
         try:
@@ -471,7 +475,6 @@ class ClaimWindow:
         """One claimed row is finished (whatever its outcome)."""
         self.open -= 1
         self._changed.set()
-
 
 
 async def send_over_smtp(

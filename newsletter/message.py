@@ -3,9 +3,17 @@
 `build_message` assembles a multipart/alternative message directly as bytes (~0.1 ms);
 `build_message_reference` builds the same message with `EmailMessage` (~3 ms) and is the
 oracle the fast path is tested against (`tests/test_render.py`, `tests/test_assembly.py`):
-parsed back, both give the same header values and the same decoded parts. Both parts are
-UTF-8 quoted-printable: it is line-local, so a part can be encoded in pieces (a paper's
-block once per issue, see `assembly`) and the pieces joined as bytes (`qp_piece`).
+parsed back, both give the same header values and the same decoded parts.
+
+The parts' transfer encodings are chosen so that a part can be joined from pieces
+encoded apart (see `assembly`):
+
+* text/plain goes as it is (7bit, or 8bit UTF-8) when every line fits in 998 octets and
+  it holds no NUL: no encoding at all. Otherwise, quoted-printable. An 8bit message goes
+  to a server without 8BITMIME re-encoded (`seven_bit`).
+* text/html goes as base64 (MJML writes lines of many kilobytes, which only an encoding
+  can carry). Base64 turns every 57 bytes into one 76-character line, so pieces whose
+  lengths are multiples of 57 encode apart and join as lines.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import EmailPolicy
+from email.parser import BytesParser
+from email.policy import SMTP, EmailPolicy
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -264,11 +273,29 @@ def build_message_reference(
         msg["List-Id"] = header_value(list_id)
     msg["List-Unsubscribe"] = f"<{header_value(unsubscribe_url)}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(
-        _body_text(digest.text), subtype="plain", charset="utf-8", cte="quoted-printable"
-    )
-    msg.add_alternative(_body_text(digest.html), subtype="html", charset="utf-8", cte="quoted-printable")
+    text = _body_text(digest.text)
+    encoding = text_transfer_encoding(crlf_lines(text))
+    msg.set_content(text, subtype="plain", charset="utf-8", cte=encoding)
+    msg.add_alternative(_body_text(digest.html), subtype="html", charset="utf-8", cte="base64")
     return msg.as_bytes()
+
+
+def seven_bit(message: bytes) -> bytes:
+    """`message` with every 8bit part re-encoded quoted-printable, for a server that
+    does not offer 8BITMIME (RFC 6152: only one that does may be sent an 8bit body).
+    The headers are written back byte for byte."""
+    policy = SMTP.clone(refold_source="none")  # the headers as they were written
+    parsed = BytesParser(policy=policy).parsebytes(message)
+    assert isinstance(parsed, EmailMessage)
+    for part in parsed.walk():
+        if str(part.get("Content-Transfer-Encoding", "")).lower() == "8bit":
+            content = part.get_content()
+            part.set_content(
+                content, subtype=part.get_content_subtype(), charset="utf-8",
+                cte="quoted-printable",
+            )  # fmt: skip
+            del part["MIME-Version"]  # set_content adds one; only the message has it
+    return parsed.as_bytes(policy=policy)
 
 
 # The fast builder: the same message assembled directly as bytes (~0.1 ms instead of
@@ -283,13 +310,9 @@ _PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9 '_-]*\Z")  # atext and spaces: never quoted
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
-_TEXT_PART = (
-    'Content-Type: text/plain; charset="utf-8"\r\n'
-    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-).encode("ascii")
-_HTML_PART = (
-    'Content-Type: text/html; charset="utf-8"\r\n'
-    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+_TEXT_TYPE = b'Content-Type: text/plain; charset="utf-8"\r\n'
+HTML_PART_HEADERS = (
+    'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
 ).encode("ascii")
 
 
@@ -351,40 +374,48 @@ def _unfolded_line(name: str, value: str) -> bytes:
     return _folded_by_policy(name, value)
 
 
-def qp_body(text: str) -> bytes:
-    """Quoted-printable UTF-8 with CRLF line ends: the same line splitting as the
-    reference (every CR, LF or CRLF ends a line; the body ends with a line end), lines
-    of at most 76 octets (soft breaks), so no line can exceed 998."""
-    lines = text.encode("utf-8", "replace").splitlines()
-    return binascii.b2a_qp(b"\r\n".join(lines) + b"\r\n", istext=True)
+MAX_LINE_OCTETS = 998  # RFC 5322 2.1.1, without the CRLF
+BASE64_LINE = 76  # characters of a base64 line: 57 bytes of content
+BASE64_BLOCK = 57
 
 
-QP_WIDTH = 76  # RFC 2045: an encoded line holds at most 76 characters, a soft break's "=" too
+def crlf_lines(text: str) -> bytes:
+    """UTF-8 with CRLF line ends, as the reference splits lines (every CR, LF or CRLF
+    ends a line) and ending with a line end; characters that cannot be encoded (lone
+    surrogates) become '?'."""
+    return b"\r\n".join(text.encode("utf-8", "replace").splitlines()) + b"\r\n"
 
 
-def qp_piece(text: str) -> bytes:
-    """Quoted-printable of a piece of a part that more pieces follow. Quoted-printable
-    is line-local, so the encodings of consecutive pieces joined as bytes decode to the
-    pieces joined as text: a piece that ends at a line end ends its encoding with CRLF;
-    one that ends inside a line ends with a soft line break ("=" CRLF, decoded as
-    nothing), and the next piece's encoding continues that line. The caller checks that
-    no piece ends with a CR (a CR LF split between two pieces is one line end, not two)."""
-    data = text.encode("utf-8", "replace")
-    if not data:
+def text_transfer_encoding(body: bytes) -> str:
+    """How a text part (`crlf_lines` of it) travels: as it is when every line fits in
+    998 octets and it holds no NUL ("7bit" when ASCII, else "8bit"), else
+    "quoted-printable"."""
+    if b"\x00" in body or max(map(len, body.split(b"\r\n"))) > MAX_LINE_OCTETS:
+        return "quoted-printable"
+    return "7bit" if body.isascii() else "8bit"
+
+
+def text_part(body: bytes) -> bytes:
+    """The text/plain part (headers and payload) of a `crlf_lines` body."""
+    encoding = text_transfer_encoding(body)
+    payload = body if encoding != "quoted-printable" else binascii.b2a_qp(body, istext=True)
+    return _TEXT_TYPE + f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode() + payload
+
+
+def base64_lines(data: bytes) -> bytes:
+    """Base64 in lines of 76 characters, each ending with CRLF, as the reference writes
+    it. Data whose length is a multiple of 57 ends with a whole line, so such pieces
+    encoded apart and joined are the encoding of the joined data."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    if not encoded:
         return b""
-    encoded = binascii.b2a_qp(b"\r\n".join(data.splitlines()) + b"\r\n", istext=True)
-    if data.endswith(b"\n"):
-        return encoded
-    body = encoded[:-2]  # the open last line, without its line end
-    start = body.rfind(b"\n") + 1
-    if len(body) - start > QP_WIDTH - 1:  # no room for the soft break's "=": split it
-        cut = start + QP_WIDTH - 1
-        if body[cut - 1 : cut] == b"=":  # never inside an "=XX" escape
-            cut -= 1
-        elif body[cut - 2 : cut - 1] == b"=":
-            cut -= 2
-        body = body[:cut] + b"=\r\n" + body[cut:]
-    return body + b"=\r\n"
+    lines = [encoded[i : i + BASE64_LINE] for i in range(0, len(encoded), BASE64_LINE)]
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def html_part(body: bytes) -> bytes:
+    """The text/html part (headers and payload) of a `crlf_lines` body."""
+    return HTML_PART_HEADERS + base64_lines(body)
 
 
 def message_head(
@@ -419,20 +450,20 @@ def message_head(
     )
 
 
-def multipart(head: bytes, text_body: bytes, html_body: bytes) -> bytes:
-    """A message of `head` and the two encoded parts: multipart/alternative, text first
-    (so a client that shows the last part it can shows the HTML). The boundary starts
-    with "=_", which no quoted-printable body can contain ("=" is always followed by two
-    hex digits or a line end)."""
+def multipart(head: bytes, text: bytes, html: bytes) -> bytes:
+    """A message of `head` and the two parts (`text_part`, `html_part`):
+    multipart/alternative, text first (a client shows the last part it can). The
+    boundary is "=_" and 24 random hex digits: no base64 or quoted-printable line can
+    hold it, and a text part sent as it is would have to guess 96 random bits."""
     boundary = f"=_{secrets.token_hex(12)}".encode("ascii")
     return b"".join(
         (
             head,
             b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n',
-            b"--" + boundary + b"\r\n" + _TEXT_PART,
-            text_body,
-            b"\r\n--" + boundary + b"\r\n" + _HTML_PART,
-            html_body,
+            b"--" + boundary + b"\r\n",
+            text,
+            b"\r\n--" + boundary + b"\r\n",
+            html,
             b"\r\n--" + boundary + b"--\r\n",
         )
     )
@@ -448,9 +479,9 @@ def build_message(
     date: datetime,
     list_id: str | None = None,
 ) -> bytes:
-    """The bytes of one digest email: multipart/alternative (both parts UTF-8
-    quoted-printable, so no line exceeds 998 octets), one-click unsubscribe headers, CRLF
-    line ends, 7-bit headers (a non-ASCII local part, which only SMTPUTF8 can express, is
+    """The bytes of one digest email: multipart/alternative (the text as it is when its
+    lines allow, else quoted-printable; the HTML base64: no line exceeds 998 octets),
+    one-click unsubscribe headers, CRLF line ends, 7-bit headers (a non-ASCII local part, which only SMTPUTF8 can express, is
     built by `build_message_reference`).
 
     Assembled directly (no `EmailMessage`): the standard parser reads it back into the
@@ -474,7 +505,7 @@ def build_message(
             date=date,
             list_id=list_id,
         )
-    return multipart(head, qp_body(digest.text), qp_body(digest.html))
+    return multipart(head, text_part(crlf_lines(digest.text)), html_part(crlf_lines(digest.html)))
 
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")

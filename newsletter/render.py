@@ -12,6 +12,13 @@ Three templates live in one directory (the project's `templates/`):
 * `digest.txt.j2`: the text/plain alternative (no escaping, `trim_blocks`/`lstrip_blocks`).
 * `subject.txt.j2`: one line; whitespace is collapsed after rendering.
 
+A paper's block (its card: title, authors, stats, summary, links) is the same for every
+reader who gets the paper, so both digest templates wrap it in a call block,
+`{% call(card) paper_block(paper.card) %} ... {% endcall %}`, which may use only `card`
+(the loader checks this). A plain `render` renders it in place; an issue's messages pass
+`PaperBlocks` that render each block once per issue and leave a marker in its place
+(`assembly.SharedBlocks`), so a message is joined from blocks encoded once.
+
 Every template problem (missing file, Jinja syntax, MJML compile failure, unknown MJML
 element, a Jinja tag mangled by MJML) raises `TemplateError` naming the file, the line
 when known, and how to fix it. An edited template is picked up without a restart: `render`
@@ -26,7 +33,7 @@ import re
 import textwrap
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +41,7 @@ from typing import Any
 
 import jinja2
 import mjml
+from jinja2 import nodes
 from markupsafe import Markup
 
 from newsletter.daily_pages import PageLink, day_page_url, source_pages, sources_text
@@ -132,7 +140,7 @@ class PaperView:
 @lru_cache(maxsize=4096)
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
     """Jinja filter: wrap plain text at `width`, every line indented by `indent`. Long
-    words (URLs) are not broken; `_limit_lines` still bounds every line. Cached: the
+    words (URLs) are not broken; `limit_lines` still bounds every line. Cached: the
     same papers go to many subscribers, and textwrap is most of a text render."""
     return textwrap.fill(
         one_line(text),
@@ -162,14 +170,73 @@ def _one_line_why(why: str) -> str:
     return one_line(why)
 
 
-def paper_view(number: int, pick: Pick) -> PaperView:
-    """Format one pick for the templates."""
-    return PaperView(number=number, why=_one_line_why(pick.why), card=paper_card(pick.paper))
+def paper_view(number: int, pick: Pick, feedback_url: str = "") -> PaperView:
+    """Format one pick for the templates; `feedback_url` (the start of the reader's
+    feedback links, see links.py) adds its "more / less like this" links."""
+    if not feedback_url:
+        return PaperView(number, _one_line_why(pick.why), paper_card(pick.paper))
+    return PaperView(
+        number,
+        _one_line_why(pick.why),
+        paper_card(pick.paper),
+        feedback_link(feedback_url, "more", pick.paper.key),
+        feedback_link(feedback_url, "less", pick.paper.key),
+    )
 
 
-def _limit_lines(text: str, limit: int = MAX_LINE_CHARS) -> str:
+# ---------------------------------------------------------------------------------------
+# Paper blocks
+
+PAPER_BLOCK = "paper_block"  # the call block templates wrap a paper's card in
+
+
+def inline_block(card: PaperCard, caller: Callable[[PaperCard], Any]) -> Any:
+    """A paper block rendered in place (previews, archive pages, a single message)."""
+    return caller(card)
+
+
+@dataclass(frozen=True)
+class PaperBlocks:
+    """How the paper blocks of the HTML and of the text template are rendered: each is
+    called as `block(card, caller)` and returns what stands in the output."""
+
+    html: Callable[..., Any] = inline_block
+    text: Callable[..., Any] = inline_block
+
+
+IN_PLACE = PaperBlocks()
+
+
+def _check_paper_blocks(env: jinja2.Environment, source: str, path: Path) -> None:
+    """A paper block is rendered once per issue and shared by every reader who gets the
+    paper: it may use only the card it is given (and what it sets itself). A block that
+    used `paper.why` or `name` would give every reader the first reader's."""
+    for call in env.parse(source).find_all(nodes.CallBlock):
+        callee = call.call.node
+        if not (isinstance(callee, nodes.Name) and callee.name == PAPER_BLOCK):
+            continue
+        inner = [found for node in call.body for found in node.find_all(nodes.Name)]
+        allowed = {arg.name for arg in call.args}
+        allowed |= {name.name for name in inner if name.ctx in ("store", "param")}
+        if any(True for node in call.body for _ in node.find_all(nodes.For)):
+            allowed.add("loop")  # the block's own loop
+        for name in inner:
+            if name.ctx == "load" and name.name not in allowed:
+                raise TemplateError(
+                    f"{path}:{name.lineno}: the {PAPER_BLOCK} block is rendered once per "
+                    f"issue and shared by every reader, so it may use only "
+                    f"{', '.join(sorted(a.name for a in call.args)) or 'its argument'}, not "
+                    f"'{name.name}'; move what differs per reader (paper.number, paper.why, "
+                    "the feedback links) after its {% endcall %}"
+                )
+
+
+_OVERLONG_LINE = re.compile(f"[^\n]{{{MAX_LINE_CHARS + 1}}}")
+
+
+def limit_lines(text: str, limit: int = MAX_LINE_CHARS) -> str:
     """Hard-split any line longer than `limit` characters (only unbroken giants are)."""
-    if all(len(line) <= limit for line in text.split("\n")):
+    if limit == MAX_LINE_CHARS and not _OVERLONG_LINE.search(text):
         return text
     out: list[str] = []
     for line in text.split("\n"):
@@ -382,9 +449,12 @@ class Renderer:
         text_env = _text_environment()
         mjml_source = self._read(html_path)
         html_source = self._parse(html_env, mjml_source, html_path)  # errors at source lines
+        _check_paper_blocks(html_env, mjml_source, html_path)
         compiled = self._compile_mjml(mjml_source, html_path)
         html = self._parse(html_env, compiled, Path(f"{html_path} (as compiled by MJML)"))
-        text = self._parse(text_env, self._read(text_path), text_path)
+        text_source = self._read(text_path)
+        text = self._parse(text_env, text_source, text_path)
+        _check_paper_blocks(text_env, text_source, text_path)
         subject = self._parse(text_env, self._read(subject_path), subject_path)
         return _Templates(html, html_source, text, subject, mjml_source, compiled, stamps)
 
@@ -434,16 +504,9 @@ class Renderer:
         `past_issues` instead."""
         if self.auto_reload:
             self.reload_if_changed()
-        papers = [paper_view(number, pick) for number, pick in enumerate(picks, start=1)]
-        if feedback_url:  # the reader's "more / less like this" links (see links.py)
-            papers = [
-                replace(
-                    view,
-                    more_url=feedback_link(feedback_url, "more", pick.paper.key),
-                    less_url=feedback_link(feedback_url, "less", pick.paper.key),
-                )
-                for view, pick in zip(papers, picks, strict=True)
-            ]
+        papers = [
+            paper_view(number, pick, feedback_url) for number, pick in enumerate(picks, start=1)
+        ]
         topics = [topic.topic for topic in subscriber.topics]
         preheader = preheader_for(subscriber, picks)
         sources = source_pages(
@@ -473,6 +536,7 @@ class Renderer:
             "sources": sources,
             "sources_text": sources_text(sources),
             "manage_url": manage_url,
+            PAPER_BLOCK: inline_block,
         }
         subject = self._render(self._templates.subject, SUBJECT_TEMPLATE, context)
         context["subject"] = one_line(subject)
@@ -558,11 +622,14 @@ class Renderer:
         past_issues: Sequence[PageLink] = (),
         manage_url: str = "",
         feedback_url: str = "",
+        blocks: PaperBlocks = IN_PLACE,
     ) -> Digest:
         """Render one subscriber's digest; the picks appear in the order given (see
         `render_context` for the other arguments). `manage_url` and `feedback_url` (the
         start of the reader's feedback links) add the preferences link and each paper's
-        "more / less like this" links."""
+        "more / less like this" links. `blocks`: how the paper blocks are rendered (in
+        place by default; with an issue's shared blocks, the HTML and text hold their
+        markers, and are not yet line-limited: see `assembly.SharedBlocks`)."""
         context = self.render_context(
             subscriber=subscriber,
             picks=picks,
@@ -577,13 +644,15 @@ class Renderer:
             manage_url=manage_url,
             feedback_url=feedback_url,
         )
+        context[PAPER_BLOCK] = blocks.html
         html = self._render(
             self._templates.html, HTML_TEMPLATE, context, source=self._templates.html_source
         )
+        context[PAPER_BLOCK] = blocks.text
         text = self._render(self._templates.text, TEXT_TEMPLATE, context)
         return Digest(
             subject=context["subject"],
             preheader=context["preheader"],
             html=html,
-            text=_limit_lines(text),
+            text=limit_lines(text) if blocks is IN_PLACE else text,
         )
