@@ -179,8 +179,8 @@ class SharedBlocks:
                 log.warning(
                     "the HTML template puts a paper_block where an HTML comment would "
                     "change the page (inside a tag, a comment, style or title): its "
-                    "messages are encoded whole, which is slower; put {%% call %%} and "
-                    "{%% endcall %%} between elements"
+                    "messages are encoded whole, which is slower; put {% call %} and "
+                    "{% endcall %} between elements"
                 )
         return self._padded
 
