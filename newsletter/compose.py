@@ -72,7 +72,11 @@ class MessageMaker:
     def __init__(self, context: IssueContext, renderer: Renderer | None = None) -> None:
         self.context = context
         # Templates do not change under a running issue: no per-message stat() calls.
-        self.renderer = renderer or Renderer(context.settings.templates_dir, auto_reload=False)
+        self.renderer = (
+            renderer.pinned()
+            if renderer is not None
+            else Renderer(context.settings.templates_dir, auto_reload=False)
+        )
         issue = context.issue
         self._id_key = issue.key + (".dry" if issue.dry_run else "")
         self._signing_key = context.settings.signing_key(dry_run=issue.dry_run)

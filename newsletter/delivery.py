@@ -19,7 +19,6 @@ import random
 import re
 import ssl
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -63,6 +62,7 @@ class OutboxWriter:
 
     def __init__(self, outbox_dir: Path, issue_key: str) -> None:
         self.folder = self.folder_for(outbox_dir, issue_key)
+        self._written = 0
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -80,19 +80,33 @@ class OutboxWriter:
 
     def write(self, email: str, message: bytes) -> Path:
         """Write (or rewrite) the recipient's file; readers never see a partial file, and
-        a failed write leaves no temporary file behind."""
+        a failed write leaves no temporary file behind. The temporary name is this
+        process's and a counter (`O_EXCL` refuses one left by a crash, and the next
+        number is taken): cheaper than `tempfile`'s random names, which cost as much as
+        the write at 10,000 files a second. The file is private (0600): it holds the
+        reader's signed links."""
         target = self.path_for(email)
+        while True:
+            self._written += 1
+            temp = self.folder / f".{os.getpid()}.{self._written}.part"
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise self._error(target, exc) from exc
+            break
         try:
-            fd, temp_name = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".part")
-        except OSError as exc:
-            raise self._error(target, exc) from exc
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(message)
-            os.replace(temp_name, target)
+            try:
+                view = memoryview(message)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(temp, target)
         except BaseException as exc:
             with contextlib.suppress(OSError):
-                os.unlink(temp_name)
+                os.unlink(temp)
             if isinstance(exc, OSError):
                 raise self._error(target, exc) from exc
             raise

@@ -29,6 +29,7 @@ compares the files' modification stamps (three `stat` calls) and reloads them wh
 
 from __future__ import annotations
 
+import copy
 import re
 import textwrap
 import traceback
@@ -457,6 +458,13 @@ class Renderer:
         _check_paper_blocks(text_env, text_source, text_path)
         subject = self._parse(text_env, self._read(subject_path), subject_path)
         return _Templates(html, html_source, text, subject, mjml_source, compiled, stamps)
+
+    def pinned(self) -> Renderer:
+        """This renderer with the templates it holds now, never reloaded: every message of
+        an issue uses the same templates, without three `stat` calls each."""
+        pinned = copy.copy(self)
+        pinned.auto_reload = False
+        return pinned
 
     def reload_if_changed(self) -> bool:
         """Reload the templates if any file changed since loading; True if reloaded.
