@@ -38,7 +38,7 @@ from dataclasses import dataclass, fields
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 import mjml
@@ -46,6 +46,7 @@ from jinja2 import nodes
 from markupsafe import Markup
 
 from newsletter.daily_pages import PageLink, day_page_url, source_pages, sources_text
+from newsletter.dumps import Paper
 from newsletter.errors import TemplateError
 from newsletter.headline import SUBJECT_CHARS, headline_title, more_text, preheader_for
 from newsletter.links import feedback_url as feedback_link
@@ -89,11 +90,11 @@ class Digest:
     text: str
 
 
-@dataclass(frozen=True)
-class PaperView:
+class PaperView(NamedTuple):
     """One pick as the templates show it: the reader's own parts (its number, the
     why-line) and the paper's `card`, which is the same for every reader (see
-    `paper_card`). The other attributes read through to the card."""
+    `paper_card`). The other attributes read through to the card. A named tuple: an
+    issue makes one per pick of every reader."""
 
     number: int
     why: str
@@ -171,15 +172,34 @@ def _one_line_why(why: str) -> str:
     return one_line(why)
 
 
+_CARDS: dict[int, tuple[Paper, PaperCard]] = {}  # id(paper) -> (paper, its card)
+_CARDS_KEPT = 8192
+
+
+def card_of(paper: Paper) -> PaperCard:
+    """`paper_card(paper)`, found by the paper's identity: hashing a paper (every field)
+    for `paper_card`'s cache costs more than the rest of a paper's view, and an issue
+    asks for the same paper objects again and again. The entry holds the paper, so its
+    id is not reused while it is kept."""
+    found = _CARDS.get(id(paper))
+    if found is not None and found[0] is paper:
+        return found[1]
+    if len(_CARDS) >= _CARDS_KEPT:
+        _CARDS.clear()
+    card = paper_card(paper)
+    _CARDS[id(paper)] = (paper, card)
+    return card
+
+
 def paper_view(number: int, pick: Pick, feedback_url: str = "") -> PaperView:
     """Format one pick for the templates; `feedback_url` (the start of the reader's
     feedback links, see links.py) adds its "more / less like this" links."""
     if not feedback_url:
-        return PaperView(number, _one_line_why(pick.why), paper_card(pick.paper))
+        return PaperView(number, _one_line_why(pick.why), card_of(pick.paper))
     return PaperView(
         number,
         _one_line_why(pick.why),
-        paper_card(pick.paper),
+        card_of(pick.paper),
         feedback_link(feedback_url, "more", pick.paper.key),
         feedback_link(feedback_url, "less", pick.paper.key),
     )
@@ -294,7 +314,7 @@ def _text_environment() -> jinja2.Environment:
 def _paper_names() -> str:
     """The attributes a template may use on a paper, for error messages."""
     card = ", ".join(f"card.{field.name}" for field in fields(PaperCard))
-    return ", ".join(field.name for field in fields(PaperView)) + f" ({card})"
+    return ", ".join(PaperView._fields) + f" ({card})"
 
 
 def _line_at(source: str, offset: int) -> int:
