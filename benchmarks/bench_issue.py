@@ -38,8 +38,9 @@ from synth import generate, write_dump  # noqa: E402
 
 from newsletter.delivery import Outgoing, send_over_smtp  # noqa: E402
 from newsletter.dumps import read_dump  # noqa: E402
+from newsletter.message import build_message, build_message_reference  # noqa: E402
 from newsletter.ranking import Ranker  # noqa: E402
-from newsletter.render import Renderer, build_message, build_message_reference  # noqa: E402
+from newsletter.render import Renderer  # noqa: E402
 from newsletter.settings import Settings  # noqa: E402
 from newsletter.store import Store  # noqa: E402
 from newsletter.subscribers import load_subscribers  # noqa: E402

@@ -32,10 +32,12 @@ from typing import Any, TypeVar
 
 from newsletter import links
 from newsletter.archive_links import FeedRef, IssueRef, archive_url, feed_url
+from newsletter.assembly import SharedBlocks, assemble_message
 from newsletter.delivery import OutboxWriter
 from newsletter.dumps import Paper
+from newsletter.message import list_id_for, message_id_for
 from newsletter.ranking import Pick
-from newsletter.render import Renderer, build_message, list_id_for, message_id_for
+from newsletter.render import Renderer
 from newsletter.settings import Settings
 from newsletter.store import Issue, PlannedPick
 from newsletter.subscribers import Subscriber, unsubscribe_url
@@ -70,13 +72,20 @@ class MessageMaker:
     def __init__(self, context: IssueContext, renderer: Renderer | None = None) -> None:
         self.context = context
         # Templates do not change under a running issue: no per-message stat() calls.
-        self.renderer = renderer or Renderer(context.settings.templates_dir, auto_reload=False)
+        self.renderer = (
+            renderer.pinned()
+            if renderer is not None
+            else Renderer(context.settings.templates_dir, auto_reload=False)
+        )
         issue = context.issue
         self._id_key = issue.key + (".dry" if issue.dry_run else "")
         self._signing_key = context.settings.signing_key(dry_run=issue.dry_run)
         self._domain = context.settings.sender_domain  # parsed once, not per message
         self._list_id = list_id_for(context.settings.digest_name, self._domain)
         self._writer: OutboxWriter | None = None
+        # Each paper's block is rendered and encoded once, by the first message that has
+        # it; every other message joins it as bytes (see `assembly`).
+        self.shared = SharedBlocks()
 
     def unsubscribe_url(self, email: str) -> str:
         return unsubscribe_url(self.context.settings.base_url, email, self._signing_key)
@@ -104,8 +113,10 @@ class MessageMaker:
             feedback_url=links.feedback_base(
                 settings.base_url, subscriber.email, self._signing_key
             ),
+            blocks=self.shared.blocks,
         )
-        return build_message(
+        return assemble_message(
+            self.shared,
             from_address=settings.from_address,
             subscriber=subscriber,
             digest=digest,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from newsletter.wording import format_date, format_short_date, join_words
 
@@ -32,14 +33,19 @@ def source_pages(
 ) -> list[PageLink]:
     """The pages the papers came from, oldest first, each once (`pages`: paper key ->
     the date of the page that brought it; papers not in it are left out)."""
-    days = sorted({pages[key] for key in paper_keys if key in pages})
-    return [
+    days = tuple(sorted({pages[key] for key in paper_keys if key in pages}))
+    return list(_page_links(days, issue_date))
+
+
+@lru_cache(maxsize=1024)  # an issue's readers share a few sets of pages
+def _page_links(days: tuple[date, ...], issue_date: date) -> tuple[PageLink, ...]:
+    return tuple(
         PageLink(
             format_short_date(day) if day.year == issue_date.year else format_date(day),
             day_page_url(day),
         )
         for day in days
-    ]
+    )
 
 
 def sources_text(links: Iterable[PageLink]) -> str:

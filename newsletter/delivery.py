@@ -19,7 +19,6 @@ import random
 import re
 import ssl
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -29,6 +28,7 @@ from pathlib import Path
 import aiosmtplib
 
 from newsletter.errors import DISK_FULL, DeliveryError, NewsletterError
+from newsletter.message import seven_bit
 from newsletter.settings import Settings
 from newsletter.store import UNSUBSCRIBED_DURING_SEND, Store
 from newsletter.subscribers import smtp_address
@@ -62,6 +62,7 @@ class OutboxWriter:
 
     def __init__(self, outbox_dir: Path, issue_key: str) -> None:
         self.folder = self.folder_for(outbox_dir, issue_key)
+        self._written = 0
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -79,19 +80,33 @@ class OutboxWriter:
 
     def write(self, email: str, message: bytes) -> Path:
         """Write (or rewrite) the recipient's file; readers never see a partial file, and
-        a failed write leaves no temporary file behind."""
+        a failed write leaves no temporary file behind. The temporary name is this
+        process's and a counter (`O_EXCL` refuses one left by a crash, and the next
+        number is taken): cheaper than `tempfile`'s random names, which cost as much as
+        the write at 10,000 files a second. The file is private (0600): it holds the
+        reader's signed links."""
         target = self.path_for(email)
+        while True:
+            self._written += 1
+            temp = self.folder / f".{os.getpid()}.{self._written}.part"
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise self._error(target, exc) from exc
+            break
         try:
-            fd, temp_name = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".part")
-        except OSError as exc:
-            raise self._error(target, exc) from exc
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(message)
-            os.replace(temp_name, target)
+            try:
+                view = memoryview(message)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.replace(temp, target)
         except BaseException as exc:
             with contextlib.suppress(OSError):
-                os.unlink(temp_name)
+                os.unlink(temp)
             if isinstance(exc, OSError):
                 raise self._error(target, exc) from exc
             raise
@@ -304,12 +319,17 @@ async def transmit(
     there raises OutcomeUnknown, unless part of the message had not even left (a plain
     timeout, safe to retry). `smtputf8`: the address needs SMTPUTF8 (RFC 6531); a server
     that does not offer it gets SMTPNotSupported before anything is sent."""
-    block, size = data_block(message)
     options: list[str] = []
     encoding = "ascii"
     async with asyncio.timeout(timeout):
         if client.is_ehlo_or_helo_needed:
             await _greet(client)
+        if not message.isascii():  # an 8bit text part, or SMTPUTF8 headers
+            if client.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+            elif not smtputf8:
+                message = seven_bit(message)  # RFC 6152: 8bit only where it is offered
+        block, size = data_block(message)
         if smtputf8:
             if not client.supports_extension("smtputf8"):
                 raise aiosmtplib.SMTPNotSupported(
@@ -320,8 +340,6 @@ async def transmit(
                 )
             options.append("SMTPUTF8")
             encoding = "utf-8"
-            if client.supports_extension("8bitmime"):
-                options.append("BODY=8BITMIME")  # the headers carry UTF-8
         if client.supports_extension("size"):
             options.append(f"SIZE={size}")
         try:
@@ -471,7 +489,6 @@ class ClaimWindow:
         """One claimed row is finished (whatever its outcome)."""
         self.open -= 1
         self._changed.set()
-
 
 
 async def send_over_smtp(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from newsletter.ranking import Pick
 from newsletter.subscribers import Subscriber
@@ -45,14 +46,24 @@ def topics_of(pick: Pick, subscriber: Subscriber) -> list[str]:
     that "learning" is not found inside "continual learning"."""
     if pick.matches:
         return list(dict.fromkeys(match.topic for match in pick.matches))
-    why = pick.why.casefold()
+    return list(_topics_named_in(pick.why, tuple(t.topic for t in subscriber.topics)))
+
+
+@lru_cache(maxsize=16384)  # readers with the same topics share a paper's why-line
+def _topics_named_in(why: str, topics: tuple[str, ...]) -> tuple[str, ...]:
+    text = why.casefold()
     found: list[str] = []
-    for topic in sorted({t.topic for t in subscriber.topics}, key=len, reverse=True):
-        pattern = re.compile(rf"(?<!\w){re.escape(topic.casefold())}(?!\w)")
-        if pattern.search(why):
+    for topic in sorted(set(topics), key=len, reverse=True):
+        pattern = _topic_pattern(topic)
+        if pattern.search(text):
             found.append(topic)
-            why = pattern.sub(" ", why)
-    return found
+            text = pattern.sub(" ", text)
+    return tuple(found)
+
+
+@lru_cache(maxsize=4096)
+def _topic_pattern(topic: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(topic.casefold())}(?!\w)")
 
 
 def named_topics(picks: Sequence[Pick], subscriber: Subscriber) -> str:

@@ -13,6 +13,7 @@ the direction only say what they mark, and the server checks the paper exists.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote
 
@@ -39,7 +40,12 @@ def feedback_base(base_url: str, email: str, key: str) -> str:
 
 
 def feedback_url(base: str, direction: Direction, paper_key: str) -> str:
-    return f"{base}/{direction}/{quote(paper_key, safe='')}"
+    return f"{base}/{direction}/{_path_segment(paper_key)}"
+
+
+@lru_cache(maxsize=65536)  # an issue's papers recur in every reader's links
+def _path_segment(paper_key: str) -> str:
+    return quote(paper_key, safe="")
 
 
 def read_email(

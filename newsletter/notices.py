@@ -23,7 +23,7 @@ import jinja2
 
 from newsletter.delivery import OutboxWriter, connect, transmit
 from newsletter.errors import DeliveryError, TemplateError
-from newsletter.render import header_value
+from newsletter.message import header_value
 from newsletter.settings import PACKAGED_TEMPLATES, Settings
 from newsletter.subscribers import smtp_address
 

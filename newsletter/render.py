@@ -12,44 +12,47 @@ Three templates live in one directory (the project's `templates/`):
 * `digest.txt.j2`: the text/plain alternative (no escaping, `trim_blocks`/`lstrip_blocks`).
 * `subject.txt.j2`: one line; whitespace is collapsed after rendering.
 
+A paper's block (its card: title, authors, stats, summary, links) is the same for every
+reader who gets the paper, so both digest templates wrap it in a call block,
+`{% call(card) paper_block(paper.card) %} ... {% endcall %}`, which may use only `card`
+(the loader checks this). A plain `render` renders it in place; an issue's messages pass
+`PaperBlocks` that render each block once per issue and leave a marker in its place
+(`assembly.SharedBlocks`), so a message is joined from blocks encoded once.
+
 Every template problem (missing file, Jinja syntax, MJML compile failure, unknown MJML
 element, a Jinja tag mangled by MJML) raises `TemplateError` naming the file, the line
 when known, and how to fix it. An edited template is picked up without a restart: `render`
 compares the files' modification stamps (three `stat` calls) and reloads them when needed.
 
-`build_message` turns a `Digest` into the bytes of a multipart/alternative message.
+`message.build_message` turns a `Digest` into the bytes of a multipart/alternative message.
 """
 
 from __future__ import annotations
 
-import binascii
-import hashlib
+import copy
 import re
-import secrets
 import textwrap
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
-from datetime import date, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import EmailPolicy
-from email.utils import format_datetime, formataddr
+from dataclasses import dataclass, fields
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import jinja2
 import mjml
+from jinja2 import nodes
 from markupsafe import Markup
 
 from newsletter.daily_pages import PageLink, day_page_url, source_pages, sources_text
+from newsletter.dumps import Paper
 from newsletter.errors import TemplateError
 from newsletter.headline import SUBJECT_CHARS, headline_title, more_text, preheader_for
 from newsletter.links import feedback_url as feedback_link
 from newsletter.paper_card import PaperCard, paper_card
 from newsletter.ranking import Pick
-from newsletter.subscribers import Subscriber, ascii_domain
+from newsletter.subscribers import Subscriber
 from newsletter.wording import (
     excerpt,
     fit,
@@ -68,7 +71,6 @@ TEMPLATE_NAMES = (HTML_TEMPLATE, TEXT_TEMPLATE, SUBJECT_TEMPLATE)
 
 TEXT_WIDTH = 76  # wrap width of the excerpts in the text part
 MAX_LINE_CHARS = 998  # RFC 5322 line limit, also kept inside the text part
-MAX_DOMAIN_CHARS = 253  # the longest DNS name
 DEFAULT_DIGEST_NAME = "Research Digest"
 
 _MJML_HINT = (
@@ -88,11 +90,11 @@ class Digest:
     text: str
 
 
-@dataclass(frozen=True)
-class PaperView:
+class PaperView(NamedTuple):
     """One pick as the templates show it: the reader's own parts (its number, the
     why-line) and the paper's `card`, which is the same for every reader (see
-    `paper_card`). The other attributes read through to the card."""
+    `paper_card`). The other attributes read through to the card. A named tuple: an
+    issue makes one per pick of every reader."""
 
     number: int
     why: str
@@ -140,7 +142,7 @@ class PaperView:
 @lru_cache(maxsize=4096)
 def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
     """Jinja filter: wrap plain text at `width`, every line indented by `indent`. Long
-    words (URLs) are not broken; `_limit_lines` still bounds every line. Cached: the
+    words (URLs) are not broken; `limit_lines` still bounds every line. Cached: the
     same papers go to many subscribers, and textwrap is most of a text render."""
     return textwrap.fill(
         one_line(text),
@@ -170,14 +172,92 @@ def _one_line_why(why: str) -> str:
     return one_line(why)
 
 
-def paper_view(number: int, pick: Pick) -> PaperView:
-    """Format one pick for the templates."""
-    return PaperView(number=number, why=_one_line_why(pick.why), card=paper_card(pick.paper))
+_CARDS: dict[int, tuple[Paper, PaperCard]] = {}  # id(paper) -> (paper, its card)
+_CARDS_KEPT = 8192
 
 
-def _limit_lines(text: str, limit: int = MAX_LINE_CHARS) -> str:
+def card_of(paper: Paper) -> PaperCard:
+    """`paper_card(paper)`, found by the paper's identity: hashing a paper (every field)
+    for `paper_card`'s cache costs more than the rest of a paper's view, and an issue
+    asks for the same paper objects again and again. The entry holds the paper, so its
+    id is not reused while it is kept."""
+    found = _CARDS.get(id(paper))
+    if found is not None and found[0] is paper:
+        return found[1]
+    if len(_CARDS) >= _CARDS_KEPT:
+        _CARDS.clear()
+    card = paper_card(paper)
+    _CARDS[id(paper)] = (paper, card)
+    return card
+
+
+def paper_view(number: int, pick: Pick, feedback_url: str = "") -> PaperView:
+    """Format one pick for the templates; `feedback_url` (the start of the reader's
+    feedback links, see links.py) adds its "more / less like this" links."""
+    if not feedback_url:
+        return PaperView(number, _one_line_why(pick.why), card_of(pick.paper))
+    return PaperView(
+        number,
+        _one_line_why(pick.why),
+        card_of(pick.paper),
+        feedback_link(feedback_url, "more", pick.paper.key),
+        feedback_link(feedback_url, "less", pick.paper.key),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Paper blocks
+
+PAPER_BLOCK = "paper_block"  # the call block templates wrap a paper's card in
+
+
+def inline_block(card: PaperCard, caller: Callable[[PaperCard], Any]) -> Any:
+    """A paper block rendered in place (previews, archive pages, a single message)."""
+    return caller(card)
+
+
+@dataclass(frozen=True)
+class PaperBlocks:
+    """How the paper blocks of the HTML and of the text template are rendered: each is
+    called as `block(card, caller)` and returns what stands in the output."""
+
+    html: Callable[..., Any] = inline_block
+    text: Callable[..., Any] = inline_block
+
+
+IN_PLACE = PaperBlocks()
+
+
+def _check_paper_blocks(env: jinja2.Environment, source: str, path: Path) -> None:
+    """A paper block is rendered once per issue and shared by every reader who gets the
+    paper: it may use only the card it is given (and what it sets itself). A block that
+    used `paper.why` or `name` would give every reader the first reader's."""
+    for call in env.parse(source).find_all(nodes.CallBlock):
+        callee = call.call.node
+        if not (isinstance(callee, nodes.Name) and callee.name == PAPER_BLOCK):
+            continue
+        inner = [found for node in call.body for found in node.find_all(nodes.Name)]
+        allowed = {arg.name for arg in call.args}
+        allowed |= {name.name for name in inner if name.ctx in ("store", "param")}
+        if any(True for node in call.body for _ in node.find_all(nodes.For)):
+            allowed.add("loop")  # the block's own loop
+        for name in inner:
+            if name.ctx == "load" and name.name not in allowed:
+                raise TemplateError(
+                    f"{path}:{name.lineno}: the {PAPER_BLOCK} block is rendered once per "
+                    f"issue and shared by every reader, so it may use only "
+                    f"{', '.join(sorted(a.name for a in call.args)) or 'its argument'}, not "
+                    f"'{name.name}'; move what differs per reader (paper.number, paper.why, "
+                    "the feedback links) after its {% endcall %}"
+                )
+
+
+_OVERLONG_LINE = re.compile(f"[^\n]{{{MAX_LINE_CHARS + 1}}}")
+
+
+def limit_lines(text: str, limit: int = MAX_LINE_CHARS) -> str:
     """Hard-split any line longer than `limit` characters (only unbroken giants are)."""
-    if all(len(line) <= limit for line in text.split("\n")):
+    if limit == MAX_LINE_CHARS and not _OVERLONG_LINE.search(text):
         return text
     out: list[str] = []
     for line in text.split("\n"):
@@ -234,7 +314,7 @@ def _text_environment() -> jinja2.Environment:
 def _paper_names() -> str:
     """The attributes a template may use on a paper, for error messages."""
     card = ", ".join(f"card.{field.name}" for field in fields(PaperCard))
-    return ", ".join(field.name for field in fields(PaperView)) + f" ({card})"
+    return ", ".join(PaperView._fields) + f" ({card})"
 
 
 def _line_at(source: str, offset: int) -> int:
@@ -390,11 +470,21 @@ class Renderer:
         text_env = _text_environment()
         mjml_source = self._read(html_path)
         html_source = self._parse(html_env, mjml_source, html_path)  # errors at source lines
+        _check_paper_blocks(html_env, mjml_source, html_path)
         compiled = self._compile_mjml(mjml_source, html_path)
         html = self._parse(html_env, compiled, Path(f"{html_path} (as compiled by MJML)"))
-        text = self._parse(text_env, self._read(text_path), text_path)
+        text_source = self._read(text_path)
+        text = self._parse(text_env, text_source, text_path)
+        _check_paper_blocks(text_env, text_source, text_path)
         subject = self._parse(text_env, self._read(subject_path), subject_path)
         return _Templates(html, html_source, text, subject, mjml_source, compiled, stamps)
+
+    def pinned(self) -> Renderer:
+        """This renderer with the templates it holds now, never reloaded: every message of
+        an issue uses the same templates, without three `stat` calls each."""
+        pinned = copy.copy(self)
+        pinned.auto_reload = False
+        return pinned
 
     def reload_if_changed(self) -> bool:
         """Reload the templates if any file changed since loading; True if reloaded.
@@ -442,16 +532,9 @@ class Renderer:
         `past_issues` instead."""
         if self.auto_reload:
             self.reload_if_changed()
-        papers = [paper_view(number, pick) for number, pick in enumerate(picks, start=1)]
-        if feedback_url:  # the reader's "more / less like this" links (see links.py)
-            papers = [
-                replace(
-                    view,
-                    more_url=feedback_link(feedback_url, "more", pick.paper.key),
-                    less_url=feedback_link(feedback_url, "less", pick.paper.key),
-                )
-                for view, pick in zip(papers, picks, strict=True)
-            ]
+        papers = [
+            paper_view(number, pick, feedback_url) for number, pick in enumerate(picks, start=1)
+        ]
         topics = [topic.topic for topic in subscriber.topics]
         preheader = preheader_for(subscriber, picks)
         sources = source_pages(
@@ -481,6 +564,7 @@ class Renderer:
             "sources": sources,
             "sources_text": sources_text(sources),
             "manage_url": manage_url,
+            PAPER_BLOCK: inline_block,
         }
         subject = self._render(self._templates.subject, SUBJECT_TEMPLATE, context)
         context["subject"] = one_line(subject)
@@ -566,11 +650,14 @@ class Renderer:
         past_issues: Sequence[PageLink] = (),
         manage_url: str = "",
         feedback_url: str = "",
+        blocks: PaperBlocks = IN_PLACE,
     ) -> Digest:
         """Render one subscriber's digest; the picks appear in the order given (see
         `render_context` for the other arguments). `manage_url` and `feedback_url` (the
         start of the reader's feedback links) add the preferences link and each paper's
-        "more / less like this" links."""
+        "more / less like this" links. `blocks`: how the paper blocks are rendered (in
+        place by default; with an issue's shared blocks, the HTML and text hold their
+        markers, and are not yet line-limited: see `assembly.SharedBlocks`)."""
         context = self.render_context(
             subscriber=subscriber,
             picks=picks,
@@ -585,440 +672,15 @@ class Renderer:
             manage_url=manage_url,
             feedback_url=feedback_url,
         )
+        context[PAPER_BLOCK] = blocks.html
         html = self._render(
             self._templates.html, HTML_TEMPLATE, context, source=self._templates.html_source
         )
+        context[PAPER_BLOCK] = blocks.text
         text = self._render(self._templates.text, TEXT_TEMPLATE, context)
         return Digest(
             subject=context["subject"],
             preheader=context["preheader"],
             html=html,
-            text=_limit_lines(text),
+            text=limit_lines(text) if blocks is IN_PLACE else text,
         )
-
-
-# ---------------------------------------------------------------------------------------
-# The message
-
-_HEADER_BREAKERS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
-
-
-def header_value(value: str) -> str:
-    """A value safe for one header: every run of whitespace or control characters
-    (CR, LF, NUL, ...) becomes one space, so nothing can start a new header; characters
-    that cannot be encoded (lone surrogates) become '?'."""
-    value = _HEADER_BREAKERS.sub(" ", value).strip()
-    return value.encode("utf-8", "replace").decode("utf-8")
-
-
-def _body_text(value: str) -> str:
-    return value.encode("utf-8", "replace").decode("utf-8")
-
-
-if TYPE_CHECKING:
-    _PolicyBase = EmailPolicy[EmailMessage]
-else:
-    _PolicyBase = EmailPolicy
-
-
-class _MessagePolicy(_PolicyBase):
-    """`email.policy.SMTP` with three fixes to how headers are written, so that every
-    line fits in 998 octets (and in 78 columns where the value allows it):
-
-    * the URL and id headers stay on one line (folded, `List-Unsubscribe: <url>` reads
-      back as " <url>" in some parsers); a URL too long for one line is folded inside
-      its angle brackets (`_fold_bracketed`), a Message-ID too long is refused;
-    * a display name in To or From that CPython's folder cannot write well is encoded
-      by `_fold_mailboxes` (see `_needs_encoding`): a non-ASCII one (CPython may split
-      it into two encoded words at a space and leave that space out of both, and RFC
-      2047 readers ignore whitespace between encoded words, so "Müller Lüdenscheidt"
-      would show as "MüllerLüdenscheidt"); one holding an unbroken word longer than a
-      line (CPython writes it whole: a 2,000-character name made a 2,001-octet line,
-      which servers refuse with "500 Line too long"); one that needs quotes and does
-      not fit on a line (CPython folds the quoted string and loses its quotes);
-    * a Subject CPython would write wrong is encoded the way `_subject_line` encodes
-      it (see `_subject_needs_encoding`).
-    """
-
-    def fold_binary(self, name: str, value: str) -> bytes:
-        lower = name.lower()
-        if lower in _UNFOLDED and value.isascii():
-            return _one_line(name, value, self.linesep)
-        if lower == "subject" and _subject_needs_encoding(value, utf8=self.utf8):
-            return _fold_encoded(name, value, "", self.linesep)
-        if lower in _ADDRESS_HEADERS:
-            mailboxes = _mailboxes(value)
-            if mailboxes and any(
-                _needs_encoding(m.display_name, name, self.utf8) for m in mailboxes
-            ):
-                return _fold_mailboxes(name, mailboxes, self.linesep)
-        return super().fold_binary(name, value)
-
-
-_UNFOLDED = frozenset({"list-unsubscribe", "list-unsubscribe-post", "message-id", "list-id"})
-_ADDRESS_HEADERS = frozenset({"to", "from"})
-_Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
-_HEADER_WIDTH = 78
-_LONGEST_PLAIN_WORD = 70  # a longer unbroken word cannot be folded: encode it
-_ENCODED_WORD_ROOM = 62  # "=?utf-8?q?" + 62 + "?=" = 74 columns, under RFC 2047's 75
-
-
-def _one_line(name: str, value: str, linesep: str) -> bytes:
-    """An ASCII id or URL header on one line; a URL longer than a line folded inside
-    its angle brackets; a Message-ID longer than a line is an error (no folding
-    whitespace may go inside one)."""
-    if len(name) + len(value) + 2 <= MAX_LINE_CHARS:
-        return f"{name}: {value}{linesep}".encode("ascii")
-    if name.lower() == "list-unsubscribe" and value.startswith("<") and value.endswith(">"):
-        return _fold_bracketed(name, value, linesep)
-    raise ValueError(
-        f"the {name} header is {len(value)} characters long, more than a line of "
-        f"{MAX_LINE_CHARS} octets can hold"
-    )
-
-
-def _fold_bracketed(name: str, value: str, linesep: str) -> bytes:
-    """`Name: <url>` folded at 78 columns inside the brackets: RFC 2369 (2) says the
-    whitespace inside a list header's angle brackets is to be ignored."""
-    first = _HEADER_WIDTH - len(name) - 2
-    lines = [f"{name}: {value[:first]}"]
-    rest = value[first:]
-    width = _HEADER_WIDTH - 1
-    lines += [" " + rest[start : start + width] for start in range(0, len(rest), width)]
-    return (linesep.join(lines) + linesep).encode("ascii")
-
-
-def _subject_needs_encoding(subject: str, *, utf8: bool = False) -> bool:
-    """Whether to encode the whole Subject ourselves: non-ASCII under a 7-bit policy
-    (CPython's folder may split it into encoded words at a space and drop the space), a
-    word too long to fold (read back with a space added), or text that looks like an
-    encoded word (read back decoded; `build_message_reference` also assigns such a
-    subject encoded, since assigning parses it)."""
-    return (
-        (not utf8 and not subject.isascii())
-        or "=?" in subject
-        or any(len(word) > _LONGEST_PLAIN_WORD for word in subject.split(" "))
-    )
-
-
-def _mailboxes(value: object) -> tuple[Address, ...]:
-    """The addresses of an address header, or () when it holds a named group (left to
-    the default folder)."""
-    groups = getattr(value, "groups", ())
-    if any(group.display_name is not None for group in groups):
-        return ()
-    return tuple(getattr(value, "addresses", ()))
-
-
-def _needs_encoding(display_name: str, header: str, utf8: bool) -> bool:
-    """Whether a display name must be written as encoded words: non-ASCII under a 7-bit
-    policy; holding a word too long to fit on a folded line; or needing quotes and too
-    long for one line (CPython's folder splits a quoted string over lines and drops its
-    quotes, so `Ada, Countess (of) Lovelace; ...` would read back as several addresses)."""
-    if not utf8 and not display_name.isascii():
-        return True
-    if any(_quoted_length(word) > _LONGEST_PLAIN_WORD for word in display_name.split(" ")):
-        return True
-    plain = all(char in _ATEXT or (utf8 and not char.isascii()) for char in display_name)
-    return not plain and _quoted_length(display_name) + 2 > _HEADER_WIDTH - len(header) - 2
-
-
-_ATEXT = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~- "
-)
-
-
-def _quoted_length(text: str) -> int:
-    """Octets of `text` inside a quoted string (a quote or backslash is escaped)."""
-    return len(text.encode("utf-8")) + text.count('"') + text.count("\\")
-
-
-def _encoded_words(
-    text: str, room: int = _ENCODED_WORD_ROOM, first: int | None = None
-) -> list[str]:
-    """RFC 2047 "Q" encoded words (UTF-8) for a phrase, each at most 75 characters
-    (`first` characters of payload for the first word, `room` for the others) and split
-    only between characters, spaces encoded inside the words as "_"."""
-    chunks: list[str] = []
-    chunk = ""
-    for char in text:
-        encoded = "".join(
-            chr(byte) if byte in _Q_SAFE else "_" if byte == 0x20 else f"={byte:02X}"
-            for byte in char.encode("utf-8")
-        )
-        limit = room if chunks or first is None else first
-        if chunk and len(chunk) + len(encoded) > limit:
-            chunks.append(chunk)
-            chunk = ""
-        chunk += encoded
-    if chunk:
-        chunks.append(chunk)
-    return [f"=?utf-8?q?{chunk}?=" for chunk in chunks]
-
-
-def _fold_mailboxes(name: str, addresses: Sequence[Address], linesep: str) -> bytes:
-    """`Name: =?utf-8?q?...?= <addr>, ...` folded between tokens at 78 columns (the
-    addresses themselves are at most 254 characters: `normalized_email`)."""
-    tokens: list[str] = []
-    for index, address in enumerate(addresses):
-        comma = "," if index + 1 < len(addresses) else ""
-        if address.display_name:
-            tokens += _encoded_words(address.display_name, first=_first_room(name))
-            tokens.append(f"<{address.addr_spec}>{comma}")
-        else:
-            tokens.append(f"{address.addr_spec}{comma}")
-    return _fold_tokens(name, tokens, linesep)
-
-
-def _first_room(name: str) -> int:
-    """Payload room of an encoded word that starts right after `Name: `."""
-    return min(_ENCODED_WORD_ROOM, _HEADER_WIDTH - len(name) - 2 - len("=?utf-8?q??="))
-
-
-def _fold_encoded(name: str, text: str, tail: str, linesep: str) -> bytes:
-    """`Name: <encoded words of text> tail`, folded between tokens at 78 columns (an
-    encoded word is never split, so no line exceeds 998 octets)."""
-    words = _encoded_words(text, first=_first_room(name))
-    return _fold_tokens(name, [*words, *([tail] if tail else [])], linesep)
-
-
-def _fold_tokens(name: str, tokens: Sequence[str], linesep: str) -> bytes:
-    lines = [f"{name}:"]
-    for token in tokens:
-        if lines[-1] != f"{name}:" and len(lines[-1]) + 1 + len(token) > _HEADER_WIDTH:
-            lines.append("")
-        lines[-1] += " " + token
-    return (linesep.join(lines) + linesep).encode("utf-8")
-
-
-_SMTP = _MessagePolicy(linesep="\r\n")
-_SMTPUTF8 = _SMTP.clone(utf8=True)
-
-
-def _recipient(subscriber: Subscriber) -> tuple[Address, _MessagePolicy]:
-    """The To address and the policy that can carry it: SMTP (7-bit headers, the domain
-    in IDNA form) unless the local part is non-ASCII, which only SMTPUTF8 can express
-    (such a message needs a server that offers SMTPUTF8)."""
-    name = header_value(subscriber.name or "")
-    local, _, domain = header_value(subscriber.email).rpartition("@")
-    if local.isascii():
-        try:
-            return Address(display_name=name, addr_spec=f"{local}@{ascii_domain(domain)}"), _SMTP
-        except ValueError:
-            pass
-    return Address(display_name=name, username=local, domain=domain), _SMTPUTF8
-
-
-def build_message_reference(
-    *,
-    from_address: str,
-    subscriber: Subscriber,
-    digest: Digest,
-    unsubscribe_url: str,
-    message_id: str,
-    date: datetime,
-    list_id: str | None = None,
-) -> bytes:
-    """The reference builder (`EmailMessage` and `as_bytes()`, ~3 ms): what
-    `build_message` must equal once parsed; it also builds the rare messages the fast
-    path hands over (a non-ASCII local part, which needs SMTPUTF8)."""
-    recipient, policy = _recipient(subscriber)
-    msg = EmailMessage(policy=policy)
-    msg["From"] = header_value(from_address)
-    msg["To"] = recipient
-    subject = header_value(digest.subject)
-    # Assigning parses the value: text that looks like an encoded word would be decoded
-    # ("=?utf-8?q?abc?=" becoming "abc"), so such a subject goes in encoded.
-    msg["Subject"] = " ".join(_encoded_words(subject)) if "=?" in subject else subject
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = header_value(message_id)
-    if list_id:
-        msg["List-Id"] = header_value(list_id)
-    msg["List-Unsubscribe"] = f"<{header_value(unsubscribe_url)}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(
-        _body_text(digest.text), subtype="plain", charset="utf-8", cte="quoted-printable"
-    )
-    msg.add_alternative(_body_text(digest.html), subtype="html", charset="utf-8", cte="base64")
-    return msg.as_bytes()
-
-
-# The fast builder: the same message assembled directly as bytes (~0.1 ms instead of
-# ~3 ms). Every header it writes is either one it can write exactly (plain ASCII that
-# needs no quoting, encoded words for the rest of a Subject, the same encoder as the
-# reference for a non-ASCII display name) or handed to the reference policy's folder,
-# so the standard parser reads back the same values; `tests/test_render.py` checks this
-# with Hypothesis against `build_message_reference`.
-
-_CRLF = "\r\n"
-_PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9 '_-]*\Z")  # atext and spaces: never quoted
-_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
-_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
-_TEXT_PART = (
-    'Content-Type: text/plain; charset="utf-8"\r\n'
-    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-).encode("ascii")
-_HTML_PART = (
-    'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
-).encode("ascii")
-
-
-def _folded_by_policy(name: str, value: Any, policy: _MessagePolicy = _SMTP) -> bytes:
-    """One header exactly as the reference writes it (for the values the fast path does
-    not write itself)."""
-    return policy.fold_binary(name, policy.header_factory(name, value))
-
-
-@lru_cache(maxsize=16)
-def _from_line(from_address: str) -> bytes:
-    return _folded_by_policy("From", header_value(from_address))
-
-
-def _subject_line(subject: str) -> bytes:
-    """Printable ASCII folded at spaces; anything else as RFC 2047 encoded words (the
-    parser drops the folding whitespace between encoded words, so spaces are encoded
-    inside them)."""
-    if _PRINTABLE.match(subject) and not _subject_needs_encoding(subject):
-        lines = ["Subject:"]
-        for word in subject.split(" ") if subject else [""]:
-            if len(lines[-1]) + 1 + len(word) > _HEADER_WIDTH and lines[-1] != "Subject:":
-                lines.append("")
-            lines[-1] += " " + word
-        return (_CRLF.join(lines) + _CRLF).encode("ascii")
-    return _fold_encoded("Subject", subject, "", _CRLF)
-
-
-def _to_line(subscriber: Subscriber) -> bytes | None:
-    """The To header, or None when only SMTPUTF8 can carry the address."""
-    name = header_value(subscriber.name or "")
-    local, _, domain = header_value(subscriber.email).rpartition("@")
-    if not local.isascii():
-        return None
-    try:
-        domain = ascii_domain(domain)
-    except ValueError:
-        return None
-    addr_spec = f"{local}@{domain}"
-    if _DOT_ATOM.match(local) and _DOMAIN.match(domain):
-        if not name:
-            line = f"To: {addr_spec}"
-            if len(line) <= _HEADER_WIDTH:
-                return (line + _CRLF).encode("ascii")
-        elif _PLAIN_NAME.match(name):
-            line = f"To: {name} <{addr_spec}>"
-            if len(line) <= _HEADER_WIDTH:
-                return (line + _CRLF).encode("ascii")
-        elif not name.isascii():
-            return _fold_encoded("To", name, f"<{addr_spec}>", _CRLF)
-    return _folded_by_policy("To", Address(display_name=name, addr_spec=addr_spec))
-
-
-def _unfolded_line(name: str, value: str) -> bytes:
-    """An id or URL header on one line, as the reference policy writes them."""
-    if value.isascii():
-        return _one_line(name, value, _CRLF)
-    return _folded_by_policy(name, value)
-
-
-def _qp_body(text: str) -> bytes:
-    """Quoted-printable UTF-8 with CRLF line ends: the same line splitting as the
-    reference (every CR, LF or CRLF ends a line; the body ends with a line end), lines
-    of at most 76 octets (soft breaks), so no line can exceed 998."""
-    lines = text.encode("utf-8", "replace").splitlines()
-    return binascii.b2a_qp(b"\r\n".join(lines) + b"\r\n", istext=True)
-
-
-def _base64_body(text: str) -> bytes:
-    """Base64 UTF-8 in lines of 76 characters (CRLF), as the reference writes it. The
-    HTML part goes this way: its encoding costs a third of quoted-printable's, and the
-    HTML is the long part (a text part stays readable as quoted-printable)."""
-    lines = text.encode("utf-8", "replace").splitlines()
-    encoded = binascii.b2a_base64(b"\r\n".join(lines) + b"\r\n", newline=False)
-    return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
-
-
-def build_message(
-    *,
-    from_address: str,
-    subscriber: Subscriber,
-    digest: Digest,
-    unsubscribe_url: str,
-    message_id: str,
-    date: datetime,
-    list_id: str | None = None,
-) -> bytes:
-    """The bytes of one digest email: multipart/alternative (text first as UTF-8
-    quoted-printable, HTML last as UTF-8 base64, so no line exceeds 998 octets), one-click
-    unsubscribe headers, CRLF line ends, 7-bit headers (a non-ASCII local part, which only
-    SMTPUTF8 can express, is built by `build_message_reference`). Header values are sanitised (see
-    `header_value`): a CR, LF or NUL in a name, subject or URL can never start a header
-    of its own.
-
-    Assembled directly (no `EmailMessage`): the standard parser reads it back into the
-    same header values and decoded parts as `build_message_reference`. The boundary
-    starts with "=_", which neither body can contain (in quoted-printable "=" is always
-    followed by two hex digits or a line end; base64 has no "_")."""
-    to_line = _to_line(subscriber)
-    if to_line is None:
-        return build_message_reference(
-            from_address=from_address,
-            subscriber=subscriber,
-            digest=digest,
-            unsubscribe_url=unsubscribe_url,
-            message_id=message_id,
-            date=date,
-            list_id=list_id,
-        )
-    boundary = f"=_{secrets.token_hex(12)}".encode("ascii")
-    return b"".join(
-        (
-            _from_line(from_address),
-            to_line,
-            _subject_line(header_value(digest.subject)),
-            f"Date: {format_datetime(date)}\r\n".encode("ascii"),
-            _unfolded_line("Message-ID", header_value(message_id)),
-            _unfolded_line("List-Id", header_value(list_id)) if list_id else b"",
-            _unfolded_line("List-Unsubscribe", f"<{header_value(unsubscribe_url)}>"),
-            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
-            b"MIME-Version: 1.0\r\n",
-            b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n',
-            b"--" + boundary + b"\r\n" + _TEXT_PART,
-            _qp_body(digest.text),
-            b"\r\n--" + boundary + b"\r\n" + _HTML_PART,
-            _base64_body(digest.html),
-            b"\r\n--" + boundary + b"--\r\n",
-        )
-    )
-
-
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
-
-
-def _dot_atom(value: str) -> str:
-    value = _ID_UNSAFE.sub("-", value)
-    return re.sub(r"\.{2,}", ".", value).strip(".")
-
-
-def list_id_for(digest_name: str, domain: str) -> str:
-    """The List-Id header (RFC 2919) of the digest sent from `domain`:
-    `Research Digest <digest.lab.org>` (the name quoted or encoded as it needs; an
-    internationalised domain in its IDNA form)."""
-    try:
-        host = _dot_atom(ascii_domain(domain.strip()))
-    except ValueError:
-        host = _dot_atom(domain)
-    host = host or "localhost"
-    return formataddr((header_value(digest_name), f"digest.{host}"))
-
-
-def message_id_for(issue_key: str, email: str, domain: str) -> str:
-    """A Message-ID unique to (issue, recipient) and the same on every run:
-    `<{issue_key}.{sha256(email)[:20]}@{domain}>`, characters outside [A-Za-z0-9.-]
-    replaced by '-' (a domain longer than a DNS name is refused: the id must fit a line)."""
-    digest = hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:20]
-    key = _dot_atom(issue_key) or "issue"
-    host = _dot_atom(domain)
-    if not host or len(host) > MAX_DOMAIN_CHARS:  # a DNS name is at most 253 characters
-        raise ValueError(f"cannot make a Message-ID with the domain {domain!r}")
-    return f"<{key}.{digest}@{host}>"

@@ -2,7 +2,8 @@
 
 It records every message it accepts and can be told to misbehave per recipient:
 reply 4xx/5xx, drop the connection mid-DATA, stall past the client's timeout, or take
-its time and then accept (a slow but healthy server). It can offer SMTPUTF8.
+its time and then accept (a slow but healthy server). It can offer SMTPUTF8, and can
+leave out 8BITMIME.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Recorder:
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     data_attempts: Counter[str] = field(default_factory=Counter)
     connections: int = 0
+    offer_8bitmime: bool = True  # False: a server that takes only 7-bit bodies (RFC 6152)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(
@@ -53,6 +55,8 @@ class Recorder:
         with self.lock:
             self.connections += 1
         session.host_name = hostname
+        if not self.offer_8bitmime:
+            return [line for line in responses if "8BITMIME" not in line]
         return responses
 
     async def handle_RCPT(
