@@ -7,10 +7,11 @@ MISSED, in one run; then the informational stages (parse, rank, render, build).
 Goal rows (ceilings are measured in the same run, on the same machine and disk):
 * dry run --small (10,000) vs bare writes: `newsletter send --dry-run` in a fresh
   synthetic folder against a bare loop writing the same number of same-sized files to the
-  same disk (best of 3). The verdict uses the whole command's wall clock (start-up and
-  the first import of the subscribers file included); the write phase alone (from the command's
-  `-v --log-format json` log: "issue ... ready" to "wrote N message(s)") is printed as
-  information below it;
+  same disk (best of 3; each, like the dry run, after an `os.sync()`, so neither pays
+  for writes still draining from before it). The verdict uses the whole command's wall
+  clock (start-up and the first import of the subscribers file included); the write
+  phase alone (from the command's `-v --log-format json` log: "issue ... ready" to
+  "wrote N message(s)") is printed as information below it;
 * dry run --subscribers (100,000) x 100 papers: wall clock, and the peak proportional set
   size of its process tree (sampled from /proc every 0.2 s: a page the forked workers
   share counts once);
@@ -161,6 +162,7 @@ def dry_run(folder: Path, env: dict[str, str]) -> DryRun:
     """`newsletter send --dry-run` as a user runs it, its memory sampled while it runs."""
     peak = 0.0
     log = folder / "dry-run.log"
+    os.sync()  # no earlier writes (the folder's generation) draining into this run
     start = time.perf_counter()
     with log.open("wb") as stderr:
         process = subprocess.Popen(
@@ -186,6 +188,7 @@ def bare_writes(folder: Path, sizes: list[int], repeat: int = 3) -> float:
     for round_number in range(repeat):
         target = folder / str(round_number)
         target.mkdir(parents=True)
+        os.sync()  # start clean, as the dry run did: no earlier writes still draining
         start = time.perf_counter()
         for index, size in enumerate(sizes):
             with open(target / f"{index}.eml", "wb") as handle:
