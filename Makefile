@@ -41,8 +41,10 @@ test: $(VENV)/.installed
 eval: $(VENV)/.installed
 	$(BIN)/python benchmarks/eval_ranking.py
 
-# One table: parse, rank, render, build, the dry run and SMTP sending, each next to the
-# ceiling measured in the same run. Smaller: make bench BENCH_ARGS="--subscribers 10000"
+# Issue 16's goal table in one run, each row against its goal (met / MISSED): the 10,000
+# dry run vs bare writes, the 100,000 x 100 dry run's wall and memory, loading 100,000
+# subscribers, SMTP vs the bare client, the crash window; then parse/rank/render/build.
+# A smoke test of the harness (2,000 / 5,000 subscribers): make bench BENCH_ARGS=--quick
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_issue.py $(BENCH_ARGS)
 

@@ -1,0 +1,41 @@
+"""The synthetic folder every benchmark that runs the CLI starts from, and how it runs it.
+
+The CLI runs as `python -m newsletter` with this checkout first on PYTHONPATH, so a
+benchmark measures the code beside it, not whatever checkout the venv's `newsletter`
+script was installed from (an editable install points at one tree only).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from synth import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "newsletter"]
+
+
+def bench_env(today: date, **extra: str) -> dict[str, str]:
+    """The caller's environment without its NEWSLETTER_ settings (a developer's .env or
+    exports must not change what is measured), weekly readers included today."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["NEWSLETTER_WEEKLY_DAY"] = str(today.weekday())
+    env.update(extra)
+    return env
+
+
+def prepare(
+    folder: Path, env: dict[str, str], *, subscribers: int, papers: int, today: date, seed: int
+) -> None:
+    """Write `subscribers` readers and one `papers`-paper page dated `today` into `folder`
+    and ingest the page, as a user would before the day's send."""
+    generate(folder, subscribers=subscribers, papers=papers, page_date=today, seed=seed)
+    subprocess.run(
+        [*CLI, "ingest", "dumps/page.txt"], cwd=folder, env=env, check=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
