@@ -25,6 +25,7 @@ import pytest
 
 from newsletter.delivery import (
     DeliveryStats,
+    OutboxWriter,
     Outgoing,
     RateLimiter,
     claim_window,
@@ -758,3 +759,19 @@ def test_a_failed_outbox_write_leaves_no_temporary_file(isolated: Path) -> None:
     assert "cannot write outbox/2026-11-22/big@example.org.eml" in done.stdout
     folder = isolated / "outbox" / "2026-11-22"
     assert sorted(p.name for p in folder.iterdir()) == ["small@example.org.eml"]
+
+
+def test_an_outbox_write_steps_over_a_temporary_file_a_crash_left(tmp_path: Path) -> None:
+    """A crashed run can leave `.<pid>.<n>.part` behind, and a later process can get the
+    same pid: the writer takes the next number instead of failing or overwriting it."""
+    writer = OutboxWriter(tmp_path, "2026-11-22")
+    left = [writer.folder / f".{os.getpid()}.{n}.part" for n in (1, 2)]
+    for path in left:
+        path.write_bytes(b"left by a crash")
+    target = writer.write("ada@example.org", b"the message")
+    assert target.read_bytes() == b"the message"
+    assert target.stat().st_mode & 0o777 == 0o600  # it holds the reader's signed links
+    assert all(path.read_bytes() == b"left by a crash" for path in left)
+    assert sorted(p.name for p in writer.folder.iterdir()) == sorted(
+        [path.name for path in left] + ["ada@example.org.eml"]
+    )
