@@ -187,10 +187,10 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _start_worker(context: IssueContext, parent: int) -> None:
+def _start_worker(context: IssueContext, parent: int, renderer: Renderer | None) -> None:
     global _maker
     _die_with_parent(parent)
-    _maker = MessageMaker(context)
+    _maker = MessageMaker(context, renderer)
 
 
 def _worker_build(jobs: Sequence[Job]) -> list[bytes]:
@@ -239,7 +239,10 @@ class MessagePool:
                 max_workers=workers,
                 mp_context=multiprocessing.get_context(method),
                 initializer=_start_worker,
-                initargs=(context, os.getpid()),
+                # Forked, a worker is handed the parent's loaded templates as they are
+                # (compiling the MJML again would cost each worker a second); spawned,
+                # it loads them itself.
+                initargs=(context, os.getpid(), renderer if method == "fork" else None),
             )
 
     def __enter__(self) -> MessagePool:
