@@ -23,7 +23,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import TypeVar
 
-from newsletter import feedback, links
+from newsletter import collector, feedback, links
 from newsletter.compose import (
     CHUNK,
     IssueContext,
@@ -36,7 +36,7 @@ from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
 from newsletter.dumps import PAGE_TEXT, Dump, Paper, decode_dump
 from newsletter.errors import DumpError, NotFoundError
 from newsletter.preflight import require_safe_send
-from newsletter.ranking import Pick, Ranker
+from newsletter.ranking import Match, Pick, Ranker
 from newsletter.render import Digest, Renderer
 from newsletter.roster import receiving_among, receiving_by_email, receiving_chunks, sync
 from newsletter.semantic import Embedder, load_embedder, paper_vectors, topic_vectors
@@ -258,6 +258,7 @@ def _ranked_for_issue(
     readers received and marked is read with the chunk."""
     unsubscribed = store.unsubscribed()
     rankings: dict[str, PoolRanking | None] = {}
+    by_pool: dict[tuple[str, ...], PoolRanking] = {}  # the two pools are often the same
 
     def ranking_for(frequency: str) -> PoolRanking | None:
         if frequency not in rankings:
@@ -266,9 +267,10 @@ def _ranked_for_issue(
                 pool = candidate_papers(
                     store, issue_date=issue_date, frequency=frequency, until_dump_id=until_dump_id
                 )
-            rankings[frequency] = (
-                PoolRanking(store, pool, today=issue_date, embedder=embedder) if pool else None
-            )
+            same = tuple(paper.key for paper in pool)
+            if pool and same not in by_pool:
+                by_pool[same] = PoolRanking(store, pool, today=issue_date, embedder=embedder)
+            rankings[frequency] = by_pool.get(same)
         return rankings[frequency]
 
     for chunk in chunks:
@@ -276,14 +278,16 @@ def _ranked_for_issue(
         keys = [s.key for s in receiving]
         delivered = store.delivered_paper_keys(keys)
         marks = feedback.marks_of(store, keys)
-        picks: dict[str, list[Pick]] = {}
+        picks: list[list[Pick]] = [[] for _ in receiving]
         for frequency in ("daily", "weekly"):
-            group = [s for s in receiving if s.frequency == frequency]
-            ranking = ranking_for(frequency) if group else None
+            where = [i for i, s in enumerate(receiving) if s.frequency == frequency]
+            ranking = ranking_for(frequency) if where else None
             if ranking is not None:
+                group = [receiving[i] for i in where]
                 ranked = ranking.rank(group, delivered=delivered, marks=marks)
-                picks.update(zip((s.key for s in group), ranked, strict=True))
-        yield [(s, picks[s.key]) for s in receiving if picks.get(s.key)]
+                for i, chosen in zip(where, ranked, strict=True):
+                    picks[i] = chosen
+        yield [(s, chosen) for s, chosen in zip(receiving, picks, strict=True) if chosen]
 
 
 def plan_issue(
@@ -332,9 +336,9 @@ class Fingerprint:
         """`rows`, passed through, each added to the fingerprint."""
         update = self._digest.update
         for key, picks in rows:
-            update(key.encode())
-            for pick in picks:
-                update(b"\0" + pick.paper_key.encode() + f"{pick.score:.6f}".encode())
+            # One update per row: the same bytes as one per key and one per pick.
+            parts = [key, *(f"\0{pick.paper_key}{pick.score:.6f}" for pick in picks)]
+            update("".join(parts).encode())
             yield key, picks
 
     def hexdigest(self) -> str:
@@ -343,23 +347,29 @@ class Fingerprint:
 
 def _plan_rows(chunks: Iterable[Ranked]) -> Iterator[PlanRow]:
     """The plan as compact ledger rows, a chunk at a time. A pick's reason is worded
-    once per distinct set of matches of the chunk (most readers who get a paper get
-    it for the same topic: `Pick.why` per pick cost more than the ranking)."""
+    once per distinct set of matches (most readers who get a paper get it for the same
+    topic: wording it per pick cost more than the ranking)."""
+    worded: dict[tuple[Match, ...], str] = {}  # by value, across chunks
     for chunk in chunks:
-        # By the identities of the Match objects: they stay alive (held by the chunk's
-        # picks) while the cache is used, so no identity is reused meanwhile.
+        # By the identities of the chunk's Match objects first (cheaper than hashing
+        # them): they stay alive, held by its picks, while this cache is used.
         whys: dict[tuple[int, ...], str] = {}
         for subscriber, chosen in chunk:
-            yield subscriber.key, [_planned(pick, whys) for pick in chosen]
+            yield subscriber.key, [_planned(pick, whys, worded) for pick in chosen]
 
 
-def _planned(pick: Pick, whys: dict[tuple[int, ...], str]) -> PlannedPick:
+def _planned(
+    pick: Pick, whys: dict[tuple[int, ...], str], worded: dict[tuple[Match, ...], str]
+) -> PlannedPick:
     if pick.reason:
         return PlannedPick(pick.paper.key, pick.score, pick.reason)
     same = tuple(map(id, pick.matches))
     why = whys.get(same)
     if why is None:
-        why = whys[same] = pick.why
+        why = worded.get(pick.matches)
+        if why is None:
+            why = worded[pick.matches] = pick.why
+        whys[same] = why
     return PlannedPick(pick.paper.key, pick.score, why)
 
 
@@ -388,7 +398,8 @@ def _stage_plan(
         until_dump_id=until_dump_id,
     )
     fingerprint = Fingerprint()
-    staged = store.stage_plan(fingerprint.rows(_plan_rows(ranked)))
+    with collector.paused():  # the plan's objects hold no cycles (see `collector`)
+        staged = store.stage_plan(fingerprint.rows(_plan_rows(ranked)))
     log.info("loaded %d subscribers in %.1f s", reading.count, reading.seconds)
     log.info(
         "planned %d recipient(s), %d pick(s) in %.1f s",
