@@ -2,8 +2,10 @@
 
 Prints, for N subscribers (benchmarks/synth.py writes them) x M papers:
 
-    load          `roster.receiving` on a synced database: every active subscriber read,
-                  JSON-decoded and built (CPU and wall seconds, best of --repeat)
+    load          every active subscriber read from a synced database, JSON-decoded and
+                  built: as one list (`roster.receiving`) and as an issue reads them,
+                  RANK_CHUNK at a time (`roster.receiving_chunks`); CPU and wall
+                  seconds, best of --repeat
     dry run       `newsletter -v send --dry-run` as a user runs it (cwd = the work folder,
                   this tree on PYTHONPATH): wall seconds, the peak PSS summed over the
                   process and its forked compose workers (sampled from /proc every 0.1 s;
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import generate  # noqa: E402
 
 from newsletter import roster  # noqa: E402
+from newsletter.pipeline import RANK_CHUNK  # noqa: E402
 from newsletter.settings import load_settings  # noqa: E402
 from newsletter.store import Store  # noqa: E402
 
@@ -87,19 +91,29 @@ def prepare(work: Path, env: dict[str, str], subscribers: int, papers: int) -> N
         roster.sync(settings, store)
 
 
-def load(work: Path, repeat: int) -> tuple[int, float, float]:
-    """Active subscribers, best wall and best CPU seconds of `roster.receiving`."""
+def load(work: Path, repeat: int) -> list[tuple[str, int, float, float]]:
+    """(way, subscribers, best wall s, best CPU s) of reading the whole live list:
+    `roster.receiving` (one list) and `roster.receiving_chunks` (what an issue reads)."""
     settings = load_settings(
         subscribers_file=work / "subscribers.yaml", database_path=work / PRISTINE
     )
-    walls, cpus, count = [], [], 0
+    ways: dict[str, Callable[[Store], int]] = {
+        "receiving": lambda store: len(roster.receiving(settings, store)),
+        "receiving_chunks": lambda store: sum(
+            len(chunk) for chunk in roster.receiving_chunks(settings, store, size=RANK_CHUNK)
+        ),
+    }
+    out = []
     with Store(work / PRISTINE) as store:
-        for _ in range(repeat):
-            start, used = time.perf_counter(), time.process_time()
-            count = len(roster.receiving(settings, store))
-            walls.append(time.perf_counter() - start)
-            cpus.append(time.process_time() - used)
-    return count, min(walls), min(cpus)
+        for way, read in ways.items():
+            walls, cpus, count = [], [], 0
+            for _ in range(repeat):
+                start, used = time.perf_counter(), time.process_time()
+                count = read(store)
+                walls.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - used)
+            out.append((way, count, min(walls), min(cpus)))
+    return out
 
 
 def dry_run(work: Path, env: dict[str, str]) -> tuple[float, float, int, str]:
@@ -135,9 +149,9 @@ def main() -> int:
     env["NEWSLETTER_WEEKLY_DAY"] = str(date.today().weekday())  # weekly readers get it too
     env["PYTHONPATH"] = str(ROOT)
     prepare(work, env, args.subscribers, args.papers)
-    count, wall, cpu = load(work, args.repeat)
     print(f"work folder {work}; {os.cpu_count()} cores")
-    print(f"load     {count:,} active subscribers: wall {wall:.2f} s, cpu {cpu:.2f} s")
+    for way, count, wall, cpu in load(work, args.repeat):
+        print(f"load     {way}: {count:,} active subscribers, wall {wall:.2f} s, cpu {cpu:.2f} s")
     print(f"         load average {os.getloadavg()[0]:.2f}")
     if not args.no_dry_run:
         wall, peak, written, log = dry_run(work, env)

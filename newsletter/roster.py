@@ -112,8 +112,8 @@ def subscriber_of(record: Mapping[str, Any], *, active: bool) -> Subscriber:
 
 
 # The slots `subscriber_of` fills, their setters bound once: what `object.__setattr__`
-# would find for each name (a frozen model's own `__setattr__` refuses), without the
-# look-up, which is a third of the cost of building one.
+# would find for each name (a frozen model's own `__setattr__` refuses), without looking
+# it up again for each of 100,000 subscribers.
 _new = Subscriber.__new__
 _set_dict = BaseModel.__dict__["__dict__"].__set__
 _set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
