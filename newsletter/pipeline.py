@@ -10,39 +10,42 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
+from typing import TypeVar
 
-from newsletter import feedback, links
+from newsletter import collector, feedback, links
 from newsletter.compose import (
+    CHUNK,
     IssueContext,
     Job,
     MessageMaker,
     MessagePool,
-    chunked,
     worker_count,
 )
 from newsletter.delivery import OutboxWriter, Outgoing, send_over_smtp
 from newsletter.dumps import PAGE_TEXT, Dump, Paper, decode_dump
 from newsletter.errors import DumpError, NotFoundError
 from newsletter.preflight import require_safe_send
-from newsletter.ranking import Pick, Ranker
+from newsletter.ranking import Match, Pick, Ranker
 from newsletter.render import Digest, Renderer
-from newsletter.roster import receiving
+from newsletter.roster import receiving_among, receiving_by_email, receiving_chunks, sync
 from newsletter.semantic import Embedder, load_embedder, paper_vectors, topic_vectors
 from newsletter.settings import Settings
-from newsletter.store import DumpRecord, Forgotten, Issue, PlannedPick, Store
+from newsletter.store import DumpRecord, Forgotten, Issue, PlannedPick, StagedPlan, Store
 from newsletter.subscribers import Subscriber, unsubscribe_url
 
 WEEKLY_WINDOW = timedelta(days=7)
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,36 @@ def embedder_for(settings: Settings) -> Embedder | None:
     return load_embedder() if settings.ranking_model == "semantic" else None
 
 
-RANK_CHUNK = 10_000  # subscribers ranked at once: bounds the Pick objects alive
+RANK_CHUNK = 10_000  # subscribers loaded and ranked at once: all an issue's build holds
+
+
+class PoolRanking:
+    """One pool of papers indexed once (with its vectors, when ranking semantically),
+    then ranked against any number of chunks of subscribers."""
+
+    def __init__(
+        self, store: Store, pool: Sequence[Paper], *, today: date, embedder: Embedder | None
+    ) -> None:
+        vectors = paper_vectors(store, embedder, pool) if embedder is not None else None
+        self.ranker = Ranker(pool, today=today, paper_vectors=vectors)
+        self.embedder = embedder
+
+    def rank(
+        self,
+        chunk: Sequence[Subscriber],
+        *,
+        delivered: dict[str, set[str]],
+        marks: Mapping[str, Sequence[feedback.Mark]],
+    ) -> list[list[Pick]]:
+        """The picks of each subscriber of `chunk` (same order); each distinct topic of
+        the chunk is embedded once. The readers' "more / less like this" marks re-score
+        their own picks."""
+        embedder = self.embedder
+        topics = topic_vectors(embedder, chunk) if embedder is not None else None
+        ranked = self.ranker.rank(chunk, delivered=delivered, topic_vectors=topics)
+        return feedback.adjust(
+            self.ranker, chunk, ranked, marks, delivered=delivered, topic_vectors=topics
+        )
 
 
 def rank_pool(
@@ -79,21 +111,14 @@ def rank_pool(
 ) -> Iterator[tuple[Subscriber, list[Pick]]]:
     """Each subscriber with their picks from `pool`, ranked RANK_CHUNK at a time against
     one index (the same picks as all at once: each subscriber is ranked on their own).
-    With an embedder, paper vectors come from the store (embedded now only if missing)
-    and each distinct topic of a chunk is embedded once."""
-    vectors = paper_vectors(store, embedder, pool) if embedder is not None else None
-    ranker = Ranker(pool, today=today, paper_vectors=vectors)
+    With an embedder, paper vectors come from the store (embedded now only if missing)."""
+    ranking = PoolRanking(store, pool, today=today, embedder=embedder)
     marks = feedback.marks_of(
         store, [s.key for s in subscribers] if len(subscribers) < 1000 else None
     )
     for start in range(0, len(subscribers), RANK_CHUNK):
         chunk = subscribers[start : start + RANK_CHUNK]
-        topics = topic_vectors(embedder, chunk) if embedder is not None else None
-        ranked = ranker.rank(chunk, delivered=delivered, topic_vectors=topics)
-        # The readers' "more / less like this" marks re-score their own picks.
-        ranked = feedback.adjust(
-            ranker, chunk, ranked, marks, delivered=delivered, topic_vectors=topics
-        )
+        ranked = ranking.rank(chunk, delivered=delivered, marks=marks)
         yield from zip(chunk, ranked, strict=True)
 
 
@@ -214,34 +239,55 @@ class Plan:
     subscribers: list[Subscriber]
 
 
+Ranked = list[tuple[Subscriber, list[Pick]]]  # one chunk: subscribers with their picks
+
+
 def _ranked_for_issue(
     store: Store,
-    subscribers: Sequence[Subscriber],
+    chunks: Iterable[Sequence[Subscriber]],
     *,
     issue_date: date,
     weekly_day: int,
     embedder: Embedder | None,
     until_dump_id: int,
-) -> Iterator[tuple[Subscriber, list[Pick]]]:
-    """Every receiving subscriber with picks, for an issue on `issue_date` covering the
-    dumps up to `until_dump_id`. Weekly subscribers are included only on `weekly_day`
-    (0 = Monday)."""
+) -> Iterator[Ranked]:
+    """For each chunk of subscribers, its receiving subscribers with picks (in the
+    chunk's order), for an issue on `issue_date` covering the dumps up to
+    `until_dump_id`. Weekly subscribers are included only on `weekly_day` (0 = Monday).
+    Each frequency's pool is indexed once, at its first subscriber; what a chunk's
+    readers received and marked is read with the chunk."""
     unsubscribed = store.unsubscribed()
-    receiving = [s for s in subscribers if is_receiving(s, unsubscribed)]
-    delivered = store.delivered_paper_keys({s.key for s in receiving})
-    for frequency in ("daily", "weekly"):
-        group = [s for s in receiving if s.frequency == frequency]
-        if not group or (frequency == "weekly" and issue_date.weekday() != weekly_day):
-            continue
-        pool = candidate_papers(
-            store, issue_date=issue_date, frequency=frequency, until_dump_id=until_dump_id
-        )
-        if not pool:
-            continue
-        ranked = rank_pool(
-            store, pool, group, today=issue_date, delivered=delivered, embedder=embedder
-        )
-        yield from ((subscriber, chosen) for subscriber, chosen in ranked if chosen)
+    rankings: dict[str, PoolRanking | None] = {}
+    by_pool: dict[tuple[str, ...], PoolRanking] = {}  # the two pools are often the same
+
+    def ranking_for(frequency: str) -> PoolRanking | None:
+        if frequency not in rankings:
+            pool: list[Paper] = []
+            if frequency == "daily" or issue_date.weekday() == weekly_day:
+                pool = candidate_papers(
+                    store, issue_date=issue_date, frequency=frequency, until_dump_id=until_dump_id
+                )
+            same = tuple(paper.key for paper in pool)
+            if pool and same not in by_pool:
+                by_pool[same] = PoolRanking(store, pool, today=issue_date, embedder=embedder)
+            rankings[frequency] = by_pool.get(same)
+        return rankings[frequency]
+
+    for chunk in chunks:
+        receiving = [s for s in chunk if is_receiving(s, unsubscribed)]
+        keys = [s.key for s in receiving]
+        delivered = store.delivered_paper_keys(keys)
+        marks = feedback.marks_of(store, keys)
+        picks: list[list[Pick]] = [[] for _ in receiving]
+        for frequency in ("daily", "weekly"):
+            where = [i for i, s in enumerate(receiving) if s.frequency == frequency]
+            ranking = ranking_for(frequency) if where else None
+            if ranking is not None:
+                group = [receiving[i] for i in where]
+                ranked = ranking.rank(group, delivered=delivered, marks=marks)
+                for i, chosen in zip(where, ranked, strict=True):
+                    picks[i] = chosen
+        yield [(s, chosen) for s, chosen in zip(receiving, picks, strict=True) if chosen]
 
 
 def plan_issue(
@@ -256,97 +302,179 @@ def plan_issue(
     # The dumps a plan covers are fixed first: a dump ingested while it ranks (the
     # service ingests and sends at the same time) belongs to the next issue, not lost.
     until = store.latest_dump_id()
-    picks = {
-        subscriber.key: chosen
-        for subscriber, chosen in _ranked_for_issue(
-            store,
-            subscribers,
-            issue_date=issue_date,
-            weekly_day=weekly_day,
-            embedder=embedder,
-            until_dump_id=until,
-        )
-    }
+    ranked = _ranked_for_issue(
+        store,
+        _chunks_by_key(subscribers),
+        issue_date=issue_date,
+        weekly_day=weekly_day,
+        embedder=embedder,
+        until_dump_id=until,
+    )
+    picks = {subscriber.key: chosen for chunk in ranked for subscriber, chosen in chunk}
     return Plan(issue_date, until, picks, list(subscribers))
 
 
-def _fingerprint_rows(rows: Sequence[tuple[str, Sequence[PlannedPick]]]) -> str:
-    digest = hashlib.sha256()
-    for key, picks in sorted(rows, key=lambda row: row[0]):
-        digest.update(key.encode())
-        for pick in picks:
-            digest.update(b"\0" + pick.paper_key.encode() + f"{pick.score:.6f}".encode())
-    return digest.hexdigest()[:16]
+def _chunks_by_key(subscribers: Sequence[Subscriber]) -> Iterator[list[Subscriber]]:
+    """`subscribers` in the order of their key (the plan's order), RANK_CHUNK at a time."""
+    ordered = sorted(subscribers, key=lambda subscriber: subscriber.key)
+    for start in range(0, len(ordered), RANK_CHUNK):
+        yield ordered[start : start + RANK_CHUNK]
 
 
-def _planned(pick: Pick, reasons: dict[str, str]) -> PlannedPick:
-    why = pick.why
-    return PlannedPick(pick.paper.key, pick.score, reasons.setdefault(why, why))
+PlanRow = tuple[str, list[PlannedPick]]  # a recipient's key and picks, best first
 
 
-def _plan_rows(
+class Fingerprint:
+    """What a plan holds, as a short hash fed row by row in the order of the
+    recipients' keys (the plan is built in that order): who gets which papers, with
+    which scores. A dry run is rebuilt when it changes."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def rows(self, rows: Iterable[PlanRow]) -> Iterator[PlanRow]:
+        """`rows`, passed through, each added to the fingerprint."""
+        update = self._digest.update
+        for key, picks in rows:
+            # One update per row: the same bytes as one per key and one per pick.
+            parts = [key, *(f"\0{pick.paper_key}{pick.score:.6f}" for pick in picks)]
+            update("".join(parts).encode())
+            yield key, picks
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()[:16]
+
+
+def _plan_rows(chunks: Iterable[Ranked]) -> Iterator[PlanRow]:
+    """The plan as compact ledger rows, a chunk at a time. A pick's reason is worded
+    once per distinct set of matches (most readers who get a paper get it for the same
+    topic: wording it per pick cost more than the ranking)."""
+    worded: dict[tuple[Match, ...], str] = {}  # by value, across chunks
+    for chunk in chunks:
+        # By the identities of the chunk's Match objects first (cheaper than hashing
+        # them): they stay alive, held by its picks, while this cache is used.
+        whys: dict[tuple[int, ...], str] = {}
+        for subscriber, chosen in chunk:
+            yield subscriber.key, [_planned(pick, whys, worded) for pick in chosen]
+
+
+def _planned(
+    pick: Pick, whys: dict[tuple[int, ...], str], worded: dict[tuple[Match, ...], str]
+) -> PlannedPick:
+    if pick.reason:
+        return PlannedPick(pick.paper.key, pick.score, pick.reason)
+    same = tuple(map(id, pick.matches))
+    why = whys.get(same)
+    if why is None:
+        why = worded.get(pick.matches)
+        if why is None:
+            why = worded[pick.matches] = pick.why
+        whys[same] = why
+    return PlannedPick(pick.paper.key, pick.score, why)
+
+
+def _stage_plan(
     settings: Settings,
     store: Store,
-    subscribers: Sequence[Subscriber],
+    subscribers: Sequence[Subscriber] | None,
     *,
     issue_date: date,
     until_dump_id: int,
-) -> list[tuple[str, list[PlannedPick]]]:
-    """The plan as compact ledger rows, the reasons shared (many recipients get the same
-    paper for the same reason), so 100k recipients fit in a few hundred MB."""
-    reasons: dict[str, str] = {}
-    return [
-        (subscriber.key, [_planned(p, reasons) for p in chosen])
-        for subscriber, chosen in _ranked_for_issue(
-            store,
-            subscribers,
-            issue_date=issue_date,
-            weekly_day=settings.weekly_day,
-            embedder=embedder_for(settings),
-            until_dump_id=until_dump_id,
-        )
-    ]
+) -> tuple[StagedPlan, str]:
+    """Rank `subscribers` (default: the live list, RANK_CHUNK at a time) and stage the
+    plan in the store as it is made; returns it and its fingerprint."""
+    started = time.monotonic()
+    reading = _Reading(
+        receiving_chunks(settings, store, size=RANK_CHUNK)
+        if subscribers is None
+        else _chunks_by_key(subscribers)
+    )
+    ranked = _ranked_for_issue(
+        store,
+        reading.chunks(),
+        issue_date=issue_date,
+        weekly_day=settings.weekly_day,
+        embedder=embedder_for(settings),
+        until_dump_id=until_dump_id,
+    )
+    fingerprint = Fingerprint()
+    with collector.paused():  # the plan's objects hold no cycles (see `collector`)
+        staged = store.stage_plan(fingerprint.rows(_plan_rows(ranked)))
+    log.info("loaded %d subscribers in %.1f s", reading.count, reading.seconds)
+    log.info(
+        "planned %d recipient(s), %d pick(s) in %.1f s",
+        staged.recipients,
+        staged.picks,
+        time.monotonic() - started,
+    )
+    return staged, fingerprint.hexdigest()
+
+
+class _Reading:
+    """Chunks of subscribers passed through, counted and their reading timed."""
+
+    def __init__(self, chunks: Iterator[list[Subscriber]]) -> None:
+        self._chunks = chunks
+        self.count = 0
+        self.seconds = 0.0
+
+    def chunks(self) -> Iterator[list[Subscriber]]:
+        while True:
+            started = time.monotonic()
+            chunk = next(self._chunks, None)
+            self.seconds += time.monotonic() - started
+            if chunk is None:
+                return
+            self.count += len(chunk)
+            yield chunk
 
 
 def build_issue(
     settings: Settings,
     store: Store,
-    subscribers: Sequence[Subscriber],
+    subscribers: Sequence[Subscriber] | None = None,
     *,
     dry_run: bool,
     issue_date: date,
     key: str | None = None,
 ) -> Issue:
-    """Find or freeze the issue for `issue_date`.
+    """Find or freeze the issue for `issue_date`, for `subscribers` (default: the live
+    list, read RANK_CHUNK at a time: the plan is ranked chunk by chunk and staged in
+    the database as it is made, so no list of all readers or picks is held).
 
     A real issue, once built, never changes: re-runs send what is left of it. A dry-run
     issue is rebuilt when what it would contain changed (new dumps, edited subscribers),
-    so the outbox always shows one current set.
+    so the outbox always shows one current set; the new plan replaces the old in one
+    transaction.
     """
     key = key or issue_date.isoformat()
+    if subscribers is None:
+        # Even for an issue already built: who may still receive it is read from the list.
+        sync(settings, store)
     existing = store.find_issue(key, dry_run=dry_run)
     if existing is not None and not dry_run:
         return existing
     # The dumps the issue covers are fixed first: one ingested while it ranks (the
     # service ingests and sends at the same time) belongs to the next issue, not lost.
     last_dump_id = store.latest_dump_id()
-    rows = _plan_rows(
+    staged, fingerprint = _stage_plan(
         settings, store, subscribers, issue_date=issue_date, until_dump_id=last_dump_id
     )
-    fingerprint = _fingerprint_rows(rows)
-    if existing is not None:
-        if existing.fingerprint == fingerprint:
-            return existing
-        store.delete_issue(existing.id)
-        shutil.rmtree(OutboxWriter.folder_for(settings.outbox_dir, key), ignore_errors=True)
-    return store.create_issue(
+    if existing is not None and existing.fingerprint == fingerprint:
+        store.discard_staged()
+        return existing
+    issue = store.create_issue(
         key=key,
         dry_run=dry_run,
         issue_date=issue_date,
         last_dump_id=last_dump_id,
         fingerprint=fingerprint,
-        plan=rows,
+        plan=staged,
+        replacing=existing.id if existing is not None else None,
     )
+    if existing is not None:
+        shutil.rmtree(OutboxWriter.folder_for(settings.outbox_dir, key), ignore_errors=True)
+    return issue
 
 
 def next_picks(settings: Settings, store: Store, subscriber: Subscriber) -> list[Pick]:
@@ -440,12 +568,39 @@ class SendReport:
         return all(self.counts.get(s, 0) == 0 for s in unsettled)
 
 
-def recipients_now(
-    settings: Settings, store: Store, subscribers: Iterable[Subscriber]
-) -> dict[str, Subscriber]:
-    """Subscribers who may receive mail right now (active and not unsubscribed)."""
-    unsubscribed = store.unsubscribed()
-    return {s.key: s for s in subscribers if is_receiving(s, unsubscribed)}
+SEND_PAGE = 1000  # ledger rows read at once when sending: the readers a send holds
+
+
+def _skip_departed(store: Store, issue: Issue) -> list[str]:
+    """Mark `skipped` the pending rows of readers who left or paused since the issue
+    was built (before anything is sent); returns their addresses."""
+    skipped: list[str] = []
+    for emails in store.pending_pages(issue.id, size=SEND_PAGE):
+        here = receiving_among(store, emails)
+        skipped += _skip(store, issue, [email for email in emails if email not in here])
+    return skipped
+
+
+def _skip(store: Store, issue: Issue, emails: Sequence[str]) -> Sequence[str]:
+    for email in emails:
+        store.mark(issue.id, email, "skipped", message="unsubscribed or inactive")
+    return emails
+
+
+def _pending_readers(store: Store, issue: Issue, skipped: list[str]) -> Iterator[Subscriber]:
+    """The readers of the issue's pending rows, in ledger order, loaded SEND_PAGE at a
+    time from the live list. One who left since `_skip_departed` ran is skipped now
+    (added to `skipped`)."""
+    for emails in store.pending_pages(issue.id, size=SEND_PAGE):
+        readers = receiving_by_email(store, emails)
+        skipped += _skip(store, issue, [email for email in emails if email not in readers])
+        yield from (readers[email] for email in emails if email in readers)
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None) -> SendReport:
@@ -455,57 +610,64 @@ def dry_run(settings: Settings, store: Store, *, issue_date: date | None = None)
     chunk, while this process keeps the ledger: a chunk's rows are claimed `sending` in
     one transaction before it is handed out, and marked `sent` in one transaction after
     its files are renamed into place. A crash leaves at most the chunks in flight
-    `sending`; the next run writes them again (a file write is safe to repeat)."""
-    started = time.monotonic()
-    subscribers = receiving(settings, store)
-    log.info("loaded %d subscribers in %.1f s", len(subscribers), time.monotonic() - started)
+    `sending`; the next run writes them again (a file write is safe to repeat). The
+    readers and their picks are read from the database a chunk at a time, so this
+    process (and the workers forked from it) holds one chunk, not the issue."""
     issue_date = issue_date or issue_date_now(settings)
     # Preflight: templates compile before anything is built or written.
     renderer = Renderer(settings.templates_dir)
     mark = time.monotonic()
-    issue = build_issue(settings, store, subscribers, dry_run=True, issue_date=issue_date)
+    issue = build_issue(settings, store, dry_run=True, issue_date=issue_date)
     log.info("issue %s ready in %.1f s", issue.key, time.monotonic() - mark)
     mark = time.monotonic()
     writer = OutboxWriter(settings.outbox_dir, issue.key)
     store.settle_in_flight(issue.id, to="pending")
-    allowed = recipients_now(settings, store, subscribers)
-    skipped: list[str] = []
-    todo: list[str] = []
-    for delivery in store.deliveries(issue.id, statuses=("pending",)):
-        (todo if delivery.email in allowed else skipped).append(delivery.email)
-    for email in skipped:
-        store.mark(issue.id, email, "skipped", message="unsubscribed or inactive")
+    skipped = _skip_departed(store, issue)
+    todo = store.counts(issue.id)["pending"]
+    written = 0
     if todo:
         context = issue_context(settings, store, issue)
-        workers = worker_count(settings, len(todo))
+        workers = worker_count(settings, todo)
         with MessagePool(context, workers=workers, renderer=renderer) as pool:
-            in_flight: dict[Future[list[str]], Sequence[str]] = {}
-            chunks = chunked(todo)
-            more = True
-            while more or in_flight:
-                while more and len(in_flight) < pool.window:
-                    emails = next(chunks, None)
-                    if emails is None:
-                        more = False
-                        break
-                    planned = store.planned_picks_many(issue.id, emails)
-                    jobs = [Job(allowed[e], tuple(planned[e])) for e in emails]
-                    store.mark_many(issue.id, emails, "sending", attempt=True)
-                    in_flight[pool.write(jobs)] = emails
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                written = [email for future in done for email in future.result()]
-                for future in done:
-                    del in_flight[future]
-                store.mark_many(issue.id, written, "sent")
-    if todo:
-        log.info("wrote %d message(s) in %.1f s", len(todo), time.monotonic() - mark)
+            written = _write_all(pool, store, issue, _pending_readers(store, issue, skipped))
+        log.info("wrote %d message(s) in %.1f s", written, time.monotonic() - mark)
     lines = [
         RecipientLine(email, papers, title, score, writer.path_for(email))
         for email, papers, title, score in store.recipient_summaries(issue.id)
     ]
     report = SendReport(issue, store.counts(issue.id), lines, writer.folder, skipped)
-    report.written_now = len(todo)
+    report.written_now = written
     return report
+
+
+def _write_all(pool: MessagePool, store: Store, issue: Issue, readers: Iterable[Subscriber]) -> int:
+    """Hand `readers` to the pool CHUNK at a time, at most `pool.window` chunks in
+    flight, each chunk's picks read and its rows claimed `sending` as it goes out and
+    marked `sent` when its files are in place. Returns how many were handed out."""
+    in_flight: dict[Future[list[str]], Sequence[str]] = {}
+    chunks = _batches(readers, CHUNK)
+    handed = 0
+    more = True
+    while more or in_flight:
+        while more and len(in_flight) < pool.window:
+            chunk = next(chunks, None)
+            if chunk is None:
+                more = False
+                break
+            emails = [subscriber.key for subscriber in chunk]
+            planned = store.planned_picks_many(issue.id, emails)
+            jobs = [Job(s, tuple(planned[s.key])) for s in chunk]
+            store.mark_many(issue.id, emails, "sending", attempt=True)
+            in_flight[pool.write(jobs)] = emails
+            handed += len(jobs)
+        if not in_flight:
+            break
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        written = [email for future in done for email in future.result()]
+        for future in done:
+            del in_flight[future]
+        store.mark_many(issue.id, written, "sent")
+    return handed
 
 
 PREFLIGHT_TRIES = 20  # recipients tried before a template error counts as everyone's
@@ -567,10 +729,9 @@ async def deliver_async(
     cleanly (see `send_over_smtp`): what was not handed to the server stays `pending`.
     """
     require_safe_send(settings)  # no real send with dead or forgeable links
-    subscribers = receiving(settings, store)
     issue_date = issue_date or issue_date_now(settings)
     renderer = Renderer(settings.templates_dir)  # preflight: templates compile
-    issue = build_issue(settings, store, subscribers, dry_run=False, issue_date=issue_date)
+    issue = build_issue(settings, store, dry_run=False, issue_date=issue_date)
     maker = MessageMaker(issue_context(settings, store, issue), renderer)
 
     def build(subscriber: Subscriber) -> bytes:
@@ -595,26 +756,23 @@ async def deliver_async(
             issue.key,
             unknown,
         )
-    allowed = recipients_now(settings, store, subscribers)
-    skipped: list[str] = []
-    todo: list[Subscriber] = []
-    for delivery_row in store.deliveries(issue.id, statuses=("pending",)):
-        subscriber = allowed.get(delivery_row.email)
-        if subscriber is None:
-            store.mark(issue.id, delivery_row.email, "skipped", message="unsubscribed or inactive")
-            skipped.append(delivery_row.email)
-        else:
-            todo.append(subscriber)
+    skipped = _skip_departed(store, issue)
+    todo = store.counts(issue.id)["pending"]
     stats = None
     if todo:
-        preflight(todo, build)
-        outgoing = (Outgoing(s.key, s.email, functools.partial(build, s)) for s in todo)
+        readers = _pending_readers(store, issue, skipped)
+        first = list(itertools.islice(readers, PREFLIGHT_TRIES))
+        preflight(first, build)
+        outgoing = (
+            Outgoing(s.key, s.email, functools.partial(build, s))
+            for s in itertools.chain(first, readers)
+        )
         stats = await send_over_smtp(
             settings,
             store,
             issue.id,
             outgoing,
-            total=len(todo),
+            total=todo,
             sender=parseaddr(settings.from_address)[1],
             progress=progress,
             stop_requested=stop,

@@ -55,7 +55,6 @@ from newsletter.parse_guard import GuardedParser
 from newsletter.pipeline import build_issue, deliver_async, dry_run
 from newsletter.preflight import require_safe_send
 from newsletter.render import Renderer
-from newsletter.roster import receiving
 from newsletter.settings import Settings
 from newsletter.store import Issue, Store
 from newsletter.subscribers import load_subscribers
@@ -563,11 +562,9 @@ class Service:
 
     def _build(self, store: Store, issue_date: date) -> Issue:
         """Freeze the issue; log who gets it, or why nobody does."""
-        subscribers = receiving(self.settings, store)
         previous = store.last_real_issue()
-        issue = build_issue(
-            self.settings, store, subscribers, dry_run=self.dry_run, issue_date=issue_date
-        )
+        # The live list is read (and the file imported if it changed) a chunk at a time.
+        issue = build_issue(self.settings, store, dry_run=self.dry_run, issue_date=issue_date)
         recipients = sum(store.counts(issue.id).values())
         fields = {
             "event": "issue",

@@ -12,6 +12,7 @@ and decide what a re-run still has to do.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import sqlite3
@@ -185,6 +186,15 @@ STATUSES = ("pending", "sending", "sent", "failed", "skipped", "unknown")
 UNSUBSCRIBED_DURING_SEND = "unsubscribed while the issue was being sent"
 
 
+# A plan being built: private to the connection (TEMP), copied by `create_issue`.
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS staged_deliveries (email TEXT NOT NULL)",
+    "CREATE TEMP TABLE IF NOT EXISTS staged_picks (email TEXT NOT NULL, position INTEGER"
+    " NOT NULL, paper_key TEXT NOT NULL, score REAL NOT NULL, why TEXT NOT NULL)",
+)
+STAGE_BATCH = 2000  # recipients staged per statement
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -253,6 +263,15 @@ class PlannedPick:
     paper_key: str
     score: float
     why: str
+
+
+@dataclass(frozen=True)
+class StagedPlan:
+    """A plan written into the connection's staging tables (`Store.stage_plan`), not yet
+    an issue: `create_issue` freezes it in one short transaction."""
+
+    recipients: int
+    picks: int
 
 
 @dataclass(frozen=True)
@@ -743,41 +762,73 @@ class Store:
         issue_date: date,
         last_dump_id: int,
         fingerprint: str = "",
-        plan: Iterable[tuple[str, Sequence[PlannedPick]]],
+        plan: Iterable[tuple[str, Sequence[PlannedPick]]] | StagedPlan,
+        replacing: int | None = None,
     ) -> Issue:
-        """Freeze an issue: who gets it (rows `pending`) and which papers each gets.
-        If the issue already exists, it is returned unchanged."""
-        with self.transaction() as db:
-            row = db.execute(
-                "SELECT * FROM issues WHERE key=? AND dry_run=?", (key, int(dry_run))
-            ).fetchone()
-            if row is not None:
-                return _issue(row)
-            created = _now()
-            issue_id = db.execute(
-                "INSERT INTO issues(key, dry_run, issue_date, created_at, last_dump_id, fingerprint)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key, int(dry_run), issue_date.isoformat(), created, last_dump_id, fingerprint),
-            ).lastrowid
-            assert issue_id is not None
-            rows = plan if isinstance(plan, Sequence) else list(plan)
-            # Two executemany calls in one transaction: 100k recipients and their ~1M
-            # picks go in within seconds (a statement per row would take minutes).
-            db.executemany(
-                "INSERT INTO deliveries(issue_id, email, status, updated_at)"
-                " VALUES (?, ?, 'pending', ?)",
-                ((issue_id, email, created) for email, _ in rows),
+        """Freeze an issue: who gets it (rows `pending`, in plan order) and which papers
+        each gets. `plan`: the rows, or a plan staged before (`stage_plan`). `replacing`:
+        an issue deleted in the same transaction (a stale dry run), so the key never
+        goes without an issue. If the issue already exists, it is returned unchanged."""
+        if not isinstance(plan, StagedPlan):
+            self.stage_plan(plan)
+        try:
+            with self.transaction() as db:
+                if replacing is not None:
+                    _delete_issue(db, replacing)
+                row = db.execute(
+                    "SELECT * FROM issues WHERE key=? AND dry_run=?", (key, int(dry_run))
+                ).fetchone()
+                if row is not None:
+                    return _issue(row)
+                created = _now()
+                issue_id = db.execute(
+                    "INSERT INTO issues(key, dry_run, issue_date, created_at, last_dump_id,"
+                    " fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, int(dry_run), issue_date.isoformat(), created, last_dump_id, fingerprint),
+                ).lastrowid
+                assert issue_id is not None
+                _copy_staged(db, issue_id, created)
+                return Issue(issue_id, key, dry_run, issue_date, created, last_dump_id, fingerprint)
+        finally:
+            self.discard_staged()
+
+    def stage_plan(self, plan: Iterable[tuple[str, Sequence[PlannedPick]]]) -> StagedPlan:
+        """Write a plan (recipient, picks best first) into this connection's staging
+        tables as it is produced, STAGE_BATCH recipients at a time: a plan of 100k
+        recipients is never held in memory, and no lock is taken on the database while
+        it is ranked (TEMP tables are private to the connection, on a temporary file).
+        `create_issue` then copies it in one short transaction."""
+        self.discard_staged()
+        rows = iter(plan)
+        recipients = picks = 0
+        while batch := list(itertools.islice(rows, STAGE_BATCH)):
+            self._db.executemany(
+                "INSERT INTO temp.staged_deliveries(email) VALUES (?)",
+                ((email,) for email, _ in batch),
             )
-            db.executemany(
-                "INSERT INTO delivery_papers(issue_id, email, position, paper_key, score, why)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+            self._db.executemany(
+                "INSERT INTO temp.staged_picks(email, position, paper_key, score, why)"
+                " VALUES (?, ?, ?, ?, ?)",
                 (
-                    (issue_id, email, position, pick.paper_key, pick.score, pick.why)
-                    for email, picks in rows
-                    for position, pick in enumerate(picks)
+                    (email, position, pick.paper_key, pick.score, pick.why)
+                    for email, chosen in batch
+                    for position, pick in enumerate(chosen)
                 ),
             )
-            return Issue(issue_id, key, dry_run, issue_date, created, last_dump_id, fingerprint)
+            recipients += len(batch)
+            picks += sum(len(chosen) for _, chosen in batch)
+        return StagedPlan(recipients, picks)
+
+    def discard_staged(self) -> None:
+        """Empty the staging tables (made anew)."""
+        # No rollback journal for what is only ever staged: with one, refilling the
+        # tables cost ten times their first filling (SQLite 3.40), and a failed plan is
+        # discarded anyway.
+        self._db.execute("PRAGMA temp.journal_mode = OFF")
+        self._db.execute("DROP TABLE IF EXISTS temp.staged_deliveries")
+        self._db.execute("DROP TABLE IF EXISTS temp.staged_picks")
+        for statement in _STAGING:
+            self._db.execute(statement)
 
     def delete_issue(self, issue_id: int) -> None:
         """Forget an issue and its ledger (used only to rebuild a stale dry run)."""
@@ -862,6 +913,22 @@ class Store:
             (issue_id, *statuses),
         )
         return [_delivery(row) for row in rows]
+
+    def pending_pages(self, issue_id: int, *, size: int) -> Iterator[list[str]]:
+        """The addresses of the issue's `pending` rows in ledger order, `size` at a time.
+        Each page is read when asked for (after the row id of the last one), so a caller
+        may mark the rows it was given meanwhile, and never holds the whole ledger."""
+        after = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT rowid, email FROM deliveries WHERE issue_id=? AND status='pending'"
+                " AND rowid > ? ORDER BY rowid LIMIT ?",
+                (issue_id, after, size),
+            ).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [row[1] for row in rows]
 
     def counts(self, issue_id: int) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -989,18 +1056,22 @@ class Store:
         return cursor.rowcount
 
     def delivered_paper_keys(self, emails: Iterable[str] | None = None) -> dict[str, set[str]]:
-        """Paper keys each address really received (sent, not dry-run) in any issue."""
+        """Paper keys each address really received (sent, not dry-run) in any issue (of
+        `emails` only, when given: found through the picks' index on the address, so a
+        chunk of an issue's readers costs a look-up each, not a scan of every ledger)."""
         query = (
             "SELECT dp.email, dp.paper_key FROM delivery_papers dp"
             " JOIN deliveries d ON d.issue_id = dp.issue_id AND d.email = dp.email"
             " JOIN issues i ON i.id = dp.issue_id"
             " WHERE i.dry_run = 0 AND d.status = 'sent'"
         )
+        parameters: tuple[str, ...] = ()
+        if emails is not None:
+            query += " AND dp.email IN (SELECT value FROM json_each(?))"
+            parameters = (_json(set(emails)),)
         delivered: dict[str, set[str]] = {}
-        wanted = None if emails is None else set(emails)
-        for row in self._db.execute(query):
-            if wanted is None or row[0] in wanted:
-                delivered.setdefault(row[0], set()).add(row[1])
+        for email, paper_key in self._db.execute(query, parameters):
+            delivered.setdefault(email, set()).add(paper_key)
         return delivered
 
     # -- unsubscribes ------------------------------------------------------------------
@@ -1135,6 +1206,23 @@ def _ledger_keys(
             " AND d.email = dp.email AND d.status = 'sent')"
         )
     return {key for (key,) in db.execute(query, (int(not real), _json(keys)))}
+
+
+def _copy_staged(db: sqlite3.Connection, issue_id: int, created: str) -> None:
+    """The staged plan into the ledger of `issue_id` (in the caller's transaction): two
+    INSERT ... SELECT statements, so 100k recipients and ~1M picks go in within seconds
+    without passing through Python."""
+    db.execute(
+        "INSERT INTO deliveries(issue_id, email, status, updated_at)"
+        " SELECT ?, email, 'pending', ? FROM temp.staged_deliveries ORDER BY rowid",
+        (issue_id, created),
+    )
+    db.execute(
+        "INSERT INTO delivery_papers(issue_id, email, position, paper_key, score, why)"
+        " SELECT ?, email, position, paper_key, score, why FROM temp.staged_picks"
+        " ORDER BY rowid",
+        (issue_id,),
+    )
 
 
 def _delete_issue(db: sqlite3.Connection, issue_id: int) -> None:
