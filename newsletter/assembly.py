@@ -131,6 +131,7 @@ class SharedBlocks:
         self._marker = f"\x00{nonce}:{{}}\x00"
         self._split = re.compile(f"\x00{nonce}:(\\d+)\x00")
         self._index: dict[tuple[bool, PaperCard], int] = {}
+        self._by_id: dict[tuple[bool, int], tuple[PaperCard, int]] = {}
         self._blocks: list[_Block] = []
         self._padded: bool | None = None  # may the HTML carry padding comments? (first use)
         self.blocks = PaperBlocks(html=self._html_block, text=self._text_block)
@@ -147,11 +148,17 @@ class SharedBlocks:
     def _use(self, card: Any, caller: Callable[[Any], Any], *, html: bool) -> Any:
         if not isinstance(card, PaperCard):
             return inline_block(card, caller)
-        index = self._index.get((html, card))
+        # By the card's identity first (hashing its 16 fields costs more than a look-up;
+        # an issue hands out one card object per paper), then by its value.
+        found = self._by_id.get((html, id(card)))
+        index = found[1] if found is not None and found[0] is card else None
         if index is None:
-            index = len(self._blocks)
-            self._blocks.append(_block(str(caller(card)), html=html))
-            self._index[(html, card)] = index
+            index = self._index.get((html, card))
+            if index is None:
+                index = len(self._blocks)
+                self._blocks.append(_block(str(caller(card)), html=html))
+                self._index[(html, card)] = index
+            self._by_id[(html, id(card))] = (card, index)  # the entry keeps the id in use
         marker = self._marker.format(index)
         return Markup(marker) if html else marker
 
