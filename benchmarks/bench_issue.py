@@ -58,7 +58,7 @@ from bench_crash import run_crash  # noqa: E402
 from synth import write_dump  # noqa: E402
 from workload import CLI, bench_env, prepare  # noqa: E402
 
-from newsletter.assembly import SharedBlocks, assemble_message  # noqa: E402
+from newsletter.assembly import SharedBlocks  # noqa: E402
 from newsletter.delivery import Outgoing, crash_window, send_over_smtp  # noqa: E402
 from newsletter.dumps import read_dump  # noqa: E402
 from newsletter.message import build_message, build_message_reference  # noqa: E402
@@ -430,7 +430,7 @@ def render_stages(folder: Path, sample: list[Sample], today: date) -> list[Row]:
     start = time.perf_counter()
     for s, p in sample:
         marked = renderer.render(subscriber=s, picks=p, blocks=shared.blocks, **links)  # type: ignore[arg-type]
-        assemble_message(shared, subscriber=s, digest=marked, **kwargs)  # type: ignore[arg-type]
+        build_message(subscriber=s, digest=marked, parts=shared, **kwargs)  # type: ignore[arg-type]
     rows.append(("render + join", len(sample), time.perf_counter() - start,
                  f"as an issue: {len(shared)} blocks rendered once"))  # fmt: skip
     return rows

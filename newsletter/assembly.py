@@ -31,7 +31,6 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -41,17 +40,13 @@ from newsletter.message import (
     BASE64_BLOCK,
     HTML_PART_HEADERS,
     base64_lines,
-    build_message_reference,
     crlf_lines,
     html_part,
-    message_head,
-    multipart,
     text_part,
     text_transfer_encoding,
 )
 from newsletter.paper_card import PaperCard
 from newsletter.render import Digest, PaperBlocks, inline_block, limit_lines
-from newsletter.subscribers import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +115,9 @@ def comments_fit(pieces: Sequence[str]) -> bool:
 
 
 class SharedBlocks:
-    """The paper blocks of one issue, each rendered once (per process), by card.
+    """The paper blocks of one issue, each rendered once (per process), by card; also the
+    `message.Parts` that join a digest rendered with `self.blocks` into its two parts
+    (`message.build_message(..., parts=shared)`).
 
     A marker is `NUL <nonce>:<n> NUL`: the nonce is random per instance, so no reader's
     data can forge one. A block called with anything but a `PaperCard` (a template that
@@ -251,38 +248,3 @@ class SharedBlocks:
             if text_transfer_encoding(body) != "quoted-printable":
                 return text_part(body)
         return text_part(crlf_lines(limit_lines(self.resolve(marked))))
-
-
-def assemble_message(
-    shared: SharedBlocks,
-    *,
-    from_address: str,
-    subscriber: Subscriber,
-    digest: Digest,
-    unsubscribe_url: str,
-    message_id: str,
-    date: datetime,
-    list_id: str | None = None,
-) -> bytes:
-    """One reader's message from their `digest`, rendered with `shared.blocks` (markers
-    in place of the paper blocks)."""
-    head = message_head(
-        from_address=from_address,
-        subscriber=subscriber,
-        subject=digest.subject,
-        unsubscribe_url=unsubscribe_url,
-        message_id=message_id,
-        date=date,
-        list_id=list_id,
-    )
-    if head is None:  # only SMTPUTF8 can carry the address: the reference builds it
-        return build_message_reference(
-            from_address=from_address,
-            subscriber=subscriber,
-            digest=shared.digest(digest),
-            unsubscribe_url=unsubscribe_url,
-            message_id=message_id,
-            date=date,
-            list_id=list_id,
-        )
-    return multipart(head, shared.text_part(digest.text), shared.html_part(digest.html))

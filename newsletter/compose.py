@@ -32,10 +32,10 @@ from typing import Any, TypeVar
 
 from newsletter import links
 from newsletter.archive_links import FeedRef, IssueRef, archive_url, feed_url
-from newsletter.assembly import SharedBlocks, assemble_message
+from newsletter.assembly import SharedBlocks
 from newsletter.delivery import OutboxWriter
 from newsletter.dumps import Paper
-from newsletter.message import list_id_for, message_id_for
+from newsletter.message import build_message, list_id_for, message_id_for
 from newsletter.ranking import Pick
 from newsletter.render import Renderer
 from newsletter.settings import Settings
@@ -115,8 +115,7 @@ class MessageMaker:
             ),
             blocks=self.shared.blocks,
         )
-        return assemble_message(
-            self.shared,
+        return build_message(
             from_address=settings.from_address,
             subscriber=subscriber,
             digest=digest,
@@ -124,6 +123,7 @@ class MessageMaker:
             message_id=message_id_for(self._id_key, subscriber.email, self._domain),
             date=datetime.now(UTC),
             list_id=self._list_id,
+            parts=self.shared,
         )
 
     def job_message(self, job: Job) -> bytes:

@@ -30,7 +30,7 @@ from email.parser import BytesParser
 from email.policy import SMTP, EmailPolicy
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.render import MAX_LINE_CHARS, Digest
 from newsletter.subscribers import Subscriber, ascii_domain
@@ -469,6 +469,35 @@ def multipart(head: bytes, text: bytes, html: bytes) -> bytes:
     )
 
 
+class Parts(Protocol):
+    """How a digest's two parts are made: whole (`WHOLE`), or joined from blocks an
+    issue made once (`assembly.SharedBlocks`)."""
+
+    def text_part(self, text: str) -> bytes: ...
+
+    def html_part(self, html: str) -> bytes: ...
+
+    def digest(self, digest: Digest) -> Digest:
+        """The digest the parts decode to (what the reference path builds instead)."""
+        ...
+
+
+class _WholeParts:
+    """Each part encoded whole from the digest's text."""
+
+    def text_part(self, text: str) -> bytes:
+        return text_part(crlf_lines(text))
+
+    def html_part(self, html: str) -> bytes:
+        return html_part(crlf_lines(html))
+
+    def digest(self, digest: Digest) -> Digest:
+        return digest
+
+
+WHOLE: Parts = _WholeParts()
+
+
 def build_message(
     *,
     from_address: str,
@@ -478,6 +507,7 @@ def build_message(
     message_id: str,
     date: datetime,
     list_id: str | None = None,
+    parts: Parts = WHOLE,
 ) -> bytes:
     """The bytes of one digest email: multipart/alternative (the text as it is when its
     lines allow, else quoted-printable; the HTML base64: no line exceeds 998 octets),
@@ -485,7 +515,9 @@ def build_message(
     built by `build_message_reference`).
 
     Assembled directly (no `EmailMessage`): the standard parser reads it back into the
-    same header values and decoded parts as `build_message_reference`."""
+    same header values and decoded parts as `build_message_reference` does for
+    `parts.digest(digest)`. `parts`: how the two parts are made (whole by default; an
+    issue joins them from blocks it rendered once, see `assembly`)."""
     head = message_head(
         from_address=from_address,
         subscriber=subscriber,
@@ -499,13 +531,13 @@ def build_message(
         return build_message_reference(
             from_address=from_address,
             subscriber=subscriber,
-            digest=digest,
+            digest=parts.digest(digest),
             unsubscribe_url=unsubscribe_url,
             message_id=message_id,
             date=date,
             list_id=list_id,
         )
-    return multipart(head, text_part(crlf_lines(digest.text)), html_part(crlf_lines(digest.html)))
+    return multipart(head, parts.text_part(digest.text), parts.html_part(digest.html))
 
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")

@@ -20,11 +20,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.assembly import SharedBlocks, assemble_message, comments_fit, padding
+from newsletter.assembly import SharedBlocks, comments_fit, padding
 from newsletter.delivery import transmit
 from newsletter.dumps import Paper
 from newsletter.errors import TemplateError
-from newsletter.message import build_message_reference, list_id_for, message_id_for
+from newsletter.message import (
+    build_message,
+    build_message_reference,
+    list_id_for,
+    message_id_for,
+)
 from newsletter.ranking import Pick
 from newsletter.render import Digest, Renderer
 from newsletter.subscribers import Subscriber
@@ -137,7 +142,7 @@ def _build(shared: SharedBlocks, subscriber: Subscriber, digest: Digest) -> tupl
         date=SENT,
         list_id=list_id_for("Research Digest", "example.org"),
     )
-    joined = assemble_message(shared, digest=digest, **kwargs)  # type: ignore[arg-type]
+    joined = build_message(digest=digest, parts=shared, **kwargs)  # type: ignore[arg-type]
     reference = build_message_reference(digest=shared.digest(digest), **kwargs)  # type: ignore[arg-type]
     return joined, reference
 
