@@ -56,7 +56,7 @@ import bench_load  # noqa: E402
 import smtp_sink  # noqa: E402
 from bench_crash import run_crash  # noqa: E402
 from synth import write_dump  # noqa: E402
-from workload import CLI, bench_env, prepare  # noqa: E402
+from workload import CLI, bench_env, prepare, tree_pss_mb  # noqa: E402
 
 from newsletter.assembly import SharedBlocks  # noqa: E402
 from newsletter.delivery import Outgoing, crash_window, send_over_smtp  # noqa: E402
@@ -116,22 +116,6 @@ def timed(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> tuple[
 def constant(message: bytes) -> Callable[[], bytes]:
     """A message builder that has nothing left to build."""
     return lambda: message
-
-
-def tree_pss_mb(pid: int) -> float:
-    """Memory of a process and all its descendants, in MB: the proportional set size
-    (a page shared by the forked workers counts once in all, not once per process)."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
-            total += int(next(x for x in rollup.splitlines() if x.startswith("Pss:")).split()[1])
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, StopIteration, ValueError):
-            continue
-    return total / 1024
 
 
 def peak_rss_mb(pid: int) -> float:

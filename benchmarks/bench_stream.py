@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synth import generate  # noqa: E402
+from workload import tree_pss_mb  # noqa: E402
 
 from newsletter import roster  # noqa: E402
 from newsletter.pipeline import RANK_CHUNK  # noqa: E402
@@ -44,21 +45,6 @@ from newsletter.settings import load_settings  # noqa: E402
 from newsletter.store import Store  # noqa: E402
 
 PRISTINE = "pristine.db"
-
-
-def tree_pss_mb(pid: int) -> float:
-    """PSS of a process and all its descendants, in MB (the idea of bench_issue.py's)."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
-            total += int(next(x for x in rollup.splitlines() if x.startswith("Pss:")).split()[1])
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, StopIteration, ValueError):
-            continue
-    return total / 1024
 
 
 def cli(work: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:

@@ -1,4 +1,5 @@
-"""The synthetic folder every benchmark that runs the CLI starts from, and how it runs it.
+"""The synthetic folder every benchmark that runs the CLI starts from, how it runs it, and
+how much memory that run takes.
 
 The CLI runs as `python -m newsletter` with this checkout first on PYTHONPATH, so a
 benchmark measures the code beside it, not whatever checkout the venv's `newsletter`
@@ -48,3 +49,19 @@ def prepare(
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     return time.perf_counter() - start
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Memory of a process and all its descendants, in MB: the proportional set size
+    (a page shared by the forked workers counts once in all, not once per process)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += int(next(x for x in rollup.splitlines() if x.startswith("Pss:")).split()[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total / 1024
